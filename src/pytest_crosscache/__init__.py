@@ -1,0 +1,10 @@
+"""pytest-crosscache: a drop-in replacement for pytest's cache provider."""
+
+from __future__ import annotations
+
+from pytest_crosscache._version import __version__
+from pytest_crosscache.backends.directory import DirectoryBackend
+from pytest_crosscache.backends.protocol import Backend
+from pytest_crosscache.cache import Cache
+
+__all__ = ["Backend", "Cache", "DirectoryBackend", "__version__"]

@@ -1,0 +1,134 @@
+"""The default backend: JSON files under ``<cache_dir>/v``, pytest's own layout."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import attrs
+import filelock
+
+from pytest_crosscache._atomic import atomic_write
+from pytest_crosscache._atomic import is_temporary
+from pytest_crosscache._cachedir import ensure_cache_dir
+from pytest_crosscache.backends.protocol import Updater
+
+VALUES_DIR = "v"
+
+#: Lock files live next to, never inside, ``v/``: the values tree keeps
+#: exactly the layout pytest's builtin provider reads.
+LOCKS_DIR = ".locks"
+
+#: How long a read-modify-write waits for another process before giving up.
+DEFAULT_LOCK_TIMEOUT = 30.0
+
+
+class CachePathError(OSError):
+    """A cache path could not be created or written; the message names it."""
+
+
+@attrs.define
+class DirectoryBackend:
+    """Values as files ``<root>/v/<key>``, written atomically, updated under file locks."""
+
+    root: Path
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+
+    @property
+    def values_dir(self) -> Path:
+        return self.root / VALUES_DIR
+
+    def describe(self) -> str:
+        return str(self.root)
+
+    def location(self, key: str) -> str:
+        return str(self.values_dir / key)
+
+    def read(self, key: str) -> bytes | None:
+        try:
+            return (self.values_dir / key).read_bytes()
+        except OSError:
+            # Missing, a directory, unreadable: all mean "no usable value".
+            return None
+
+    def write(self, key: str, data: bytes) -> None:
+        path = self.values_dir / key
+        try:
+            ensure_cache_dir(self.root)
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CachePathError(f"could not create cache path {path}: {exc}") from exc
+        try:
+            atomic_write(path, data)
+        except OSError as exc:
+            raise CachePathError(f"cache could not write path {path}: {exc}") from exc
+
+    def delete(self, key: str) -> bool:
+        try:
+            (self.values_dir / key).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def keys(self, pattern: str = "*") -> Iterator[str]:
+        base = self.values_dir
+        if not base.is_dir():
+            return
+        for path in base.rglob(pattern):
+            if is_temporary(path.name) or not path.is_file():
+                continue
+            # A pattern may contain '..'; never report anything outside v/.
+            normalized = Path(os.path.normpath(path))
+            if not normalized.is_relative_to(base):
+                continue
+            yield normalized.relative_to(base).as_posix()
+
+    @contextmanager
+    def lock(self, key: str) -> Iterator[None]:
+        locks = self.root / LOCKS_DIR
+        try:
+            ensure_cache_dir(self.root)
+            locks.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise CachePathError(f"could not create cache path {locks}: {exc}") from exc
+        digest = hashlib.sha1(key.encode("utf-8", "surrogateescape")).hexdigest()[:20]
+        lock_path = locks / f"{digest}.lock"
+        lock = filelock.FileLock(lock_path, timeout=self.lock_timeout)
+        try:
+            lock.acquire()
+        except filelock.Timeout as exc:
+            raise TimeoutError(
+                f"gave up after {self.lock_timeout:g}s waiting for the lock on cache "
+                f"key {key!r} ({lock_path}); another pytest process holds it"
+            ) from exc
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def update(self, key: str, updater: Updater) -> bytes | None:
+        with self.lock(key):
+            old = self.read(key)
+            new = updater(old)
+            if new is None or new == old:
+                return old
+            self.write(key, new)
+            return new
+
+    def clear(self) -> None:
+        values = self.values_dir
+        if not values.is_dir():
+            return
+        # Move the tree aside first so that concurrent readers see either
+        # the old values or none, then delete it at leisure.
+        trash = self.root / f".{VALUES_DIR}.{secrets.token_hex(6)}.crosscache-trash"
+        try:
+            values.rename(trash)
+        except FileNotFoundError:
+            return
+        shutil.rmtree(trash, ignore_errors=True)

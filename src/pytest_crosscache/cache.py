@@ -1,0 +1,223 @@
+"""The :class:`Cache` facade: keys, JSON and warnings over a storage backend."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import TypeVar
+from typing import final
+
+import pytest
+
+from pytest_crosscache import _json
+from pytest_crosscache._cachedir import cache_dir_from_config
+from pytest_crosscache._cachedir import ensure_cache_dir
+from pytest_crosscache._keys import check_dir_name
+from pytest_crosscache._keys import normalize_key
+from pytest_crosscache._warnings import warn_cache
+from pytest_crosscache.backends.directory import CachePathError
+from pytest_crosscache.backends.directory import DirectoryBackend
+
+if TYPE_CHECKING:
+    from pytest_crosscache.backends.protocol import Backend
+
+T = TypeVar("T")
+
+DIRS_DIR = "d"
+
+#: Where the plugin keeps the session's :class:`Cache` on ``config.stash``.
+cache_key = pytest.StashKey["Cache"]()
+
+_MISSING: Any = object()
+
+
+@final
+class Cache:
+    """Values and directories that persist between pytest sessions.
+
+    This is the object behind ``config.cache`` and the ``cache`` fixture.
+    Keys are ``/``-separated relative names, conventionally starting with the
+    name of your plugin or application (``"myplugin/state"``).  Values are
+    anything :mod:`json` can represent.
+
+    Create one with :meth:`for_config`; constructing it directly is meant
+    for tools that work on a cache directory outside a pytest session.
+    """
+
+    def __init__(self, cachedir: Path, backend: Backend | None = None) -> None:
+        self._dir = Path(cachedir)
+        self._backend: Backend = (
+            backend if backend is not None else DirectoryBackend(self._dir)
+        )
+
+    def __repr__(self) -> str:
+        return f"<Cache {self._backend.describe()}>"
+
+    @classmethod
+    def for_config(cls, config: pytest.Config) -> Cache:
+        """Return the cache of a pytest configuration.
+
+        Inside a session that runs pytest-crosscache this is the very object
+        stored as ``config.cache``; otherwise a new one for the configured
+        ``cache_dir`` and backend.
+        """
+        existing = config.stash.get(cache_key, None)
+        if existing is not None:
+            return existing
+        cachedir = cache_dir_from_config(config)
+        backend: Backend | None = None
+        make_backend = getattr(config.hook, "pytest_crosscache_make_backend", None)
+        if make_backend is not None:
+            backend = make_backend(config=config, cachedir=cachedir)
+        return cls(cachedir, backend)
+
+    @property
+    def cachedir(self) -> Path:
+        """The local cache directory (``cache_dir``); ``mkdir`` directories live here."""
+        return self._dir
+
+    @property
+    def _cachedir(self) -> Path:
+        # Read alias kept because plugins and conftests written against
+        # pytest's builtin provider read this private attribute.
+        return self._dir
+
+    @property
+    def backend(self) -> Backend:
+        """The storage backend holding the values."""
+        return self._backend
+
+    def get(self, key: str, default: Any) -> Any:
+        """Return the value stored under ``key``, or ``default``.
+
+        ``default`` is also returned when the stored value cannot be read or
+        is not valid JSON, so a damaged cache never fails a test run.
+
+        :raises ValueError: if ``key`` is not a valid relative key.
+        """
+        data = self._backend.read(normalize_key(key))
+        if data is None:
+            return default
+        try:
+            return _json.decode(data)
+        except (ValueError, RecursionError):
+            return default
+
+    def set(self, key: str, value: object) -> None:
+        """Store ``value`` (anything JSON can represent) under ``key``.
+
+        The write is atomic: concurrent readers see the previous value or
+        this one.  Failing storage gives a :class:`pytest.PytestCacheWarning`
+        and leaves the previous value in place.
+
+        :raises ValueError: if ``key`` is not a valid relative key.
+        :raises TypeError: if ``value`` is not JSON-serializable; nothing is
+            written.
+        """
+        key = normalize_key(key)
+        data = _json.encode(key, value)
+        try:
+            self._backend.write(key, data)
+        except OSError as exc:
+            self._warn_failure(key, exc)
+
+    def update(self, key: str, func: Callable[[Any], Any], default: Any) -> Any:
+        """Replace the value of ``key`` by ``func(current)`` under a lock.
+
+        ``current`` is the stored value (``default`` when absent or
+        unreadable).  No other process or thread updating the same key runs
+        in between the read and the write, so concurrent updates compose.
+        The value is only written when ``func`` changed it.  Returns the
+        value stored afterwards (``func``'s result).
+
+        If the lock or the storage fails, a :class:`pytest.PytestCacheWarning`
+        is issued, nothing is stored and ``func``'s result is returned when
+        it ran (``default`` otherwise).  Exceptions raised by ``func`` and
+        serialisation errors propagate, with nothing written.
+        """
+        key = normalize_key(key)
+        result: Any = _MISSING
+
+        def apply(data: bytes | None) -> bytes | None:
+            nonlocal result
+            current = default
+            if data is not None:
+                try:
+                    current = _json.decode(data)
+                except (ValueError, RecursionError):
+                    current = default
+            result = func(current)
+            if data is not None and result == current and current is not default:
+                return None
+            return _json.encode(key, result)
+
+        try:
+            self._backend.update(key, apply)
+        except OSError as exc:
+            self._warn_failure(key, exc)
+        return default if result is _MISSING else result
+
+    @contextmanager
+    def lock(self, key: str) -> Iterator[None]:
+        """Hold the cross-process lock of ``key`` for the ``with`` block.
+
+        Use it to make a sequence of :meth:`get` and :meth:`set` calls
+        exclusive with other holders of the same lock and with
+        :meth:`update` of that key (do not call :meth:`update` on the same
+        key inside the block: the lock is not re-entrant across calls).
+
+        :raises TimeoutError: if the lock is not free within the backend's
+            timeout; the message says which key and lock it waited for.
+        """
+        with self._backend.lock(normalize_key(key)):
+            yield
+
+    def mkdir(self, name: str) -> Path:
+        """Return the directory ``d/<name>`` of the cache, creating it if needed.
+
+        Use it to keep files (database dumps, downloads) between sessions.
+        Directories are always local, whichever backend stores the values.
+
+        :param name: a single path component, e.g. your plugin's name.
+        :raises ValueError: if ``name`` contains a path separator.
+        """
+        path = self._dir / DIRS_DIR / check_dir_name(name)
+        ensure_cache_dir(self._dir)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def makedir(self, name: str) -> Any:
+        """Like :meth:`mkdir`, returning the legacy ``py.path.local`` type.
+
+        Kept for plugins written against pytest's legacy-path API, such as
+        pytest-xprocess.
+        """
+        import py
+
+        return py.path.local(self.mkdir(name))
+
+    def _clear(self) -> None:
+        """Remove all values and directories (``--cache-clear``)."""
+        try:
+            self._backend.clear()
+        except OSError as exc:
+            warn_cache(f"could not clear cache values in {self._backend.describe()}: {exc}")
+        dirs = self._dir / DIRS_DIR
+        if dirs.is_dir():
+            import shutil
+
+            shutil.rmtree(dirs, ignore_errors=True)
+
+    def _warn_failure(self, key: str, exc: OSError) -> None:
+        if isinstance(exc, CachePathError):
+            warn_cache(str(exc))
+        elif isinstance(exc, TimeoutError):
+            warn_cache(f"cache value {key!r} was not written: {exc}")
+        else:
+            warn_cache(
+                f"cache could not write path {self._backend.location(key)}: {exc}"
+            )

@@ -1,0 +1,102 @@
+"""``cache/nodeids`` and the ``--nf`` option."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
+
+from pytest_crosscache._warnings import warn_cache
+from pytest_crosscache._xdist import is_xdist_worker
+from pytest_crosscache.cache import Cache
+
+NODEIDS_KEY = "cache/nodeids"
+
+_ABSENT = object()
+
+
+class NodeIdRecorder:
+    """Remembers every test id seen, so ``--nf`` can tell new tests from old.
+
+    Always registered, and registered last among the ordering plugins so
+    that its ``tryfirst`` wrapper is outermost and records the final list
+    of items.  At the end only ids unknown at the start are merged into
+    what is stored then, so concurrent sessions add to each other.
+    """
+
+    def __init__(self, config: pytest.Config, cache: Cache) -> None:
+        self.config = config
+        self.cache = cache
+        stored = cache.get(NODEIDS_KEY, _ABSENT)
+        self.had_record = stored is not _ABSENT
+        self.known: set[str] = _validated(stored) if self.had_record else set()
+        self.seen: set[str] = set()
+
+    def record(self, nodeids: Iterable[str]) -> None:
+        self.seen.update(nodeids)
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> Generator[None]:
+        result = yield
+        self.record(item.nodeid for item in items)
+        return result
+
+    def pytest_sessionfinish(self) -> None:
+        config = self.config
+        if (
+            config.getoption("cacheshow")
+            or is_xdist_worker(config)
+            or config.getoption("collectonly")
+        ):
+            return
+        new = self.seen - self.known
+        if not new and self.had_record:
+            return
+
+        def merge(stored: object) -> list[str]:
+            return sorted(_validated(stored, warn=False) | self.seen)
+
+        self.cache.update(NODEIDS_KEY, merge, [])
+
+
+class NewFirstOrdering:
+    """``--nf``: run tests never seen before first, then by file age, newest first."""
+
+    def __init__(self, recorder: NodeIdRecorder) -> None:
+        self.recorder = recorder
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> Generator[None]:
+        result = yield
+        known = self.recorder.known
+        new = [item for item in items if item.nodeid not in known]
+        old = [item for item in items if item.nodeid in known]
+        items[:] = _newest_files_first(new) + _newest_files_first(old)
+        return result
+
+
+def _newest_files_first(items: list[pytest.Item]) -> list[pytest.Item]:
+    # One stat per file, not per test: a file holds many tests.
+    mtimes: dict[Path, float] = {}
+
+    def mtime(item: pytest.Item) -> float:
+        path = item.path
+        value = mtimes.get(path)
+        if value is None:
+            value = mtimes[path] = path.stat().st_mtime
+        return value
+
+    return sorted(items, key=mtime, reverse=True)
+
+
+def _validated(stored: object, *, warn: bool = True) -> set[str]:
+    if isinstance(stored, list) and all(isinstance(nodeid, str) for nodeid in stored):
+        return set(stored)
+    if warn:
+        warn_cache(
+            f"ignoring {NODEIDS_KEY!r}: expected a list of node id strings, found "
+            f"{type(stored).__name__}; treating every test as new"
+        )
+    return set()

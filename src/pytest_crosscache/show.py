@@ -1,0 +1,68 @@
+"""``--cache-show``: print what the cache holds, in pytest's format."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from collections.abc import Iterator
+from pathlib import Path
+from pprint import pformat
+
+import pytest
+
+from pytest_crosscache.cache import DIRS_DIR
+from pytest_crosscache.cache import Cache
+
+_UNREADABLE = object()
+
+
+def show(config: pytest.Config, cache: Cache) -> int:
+    """Write the cache's values and directory files matching the glob; exit code 0."""
+    line, sep = _writer(config)
+    line(f"cachedir: {cache.cachedir}")
+    if not cache.cachedir.is_dir():
+        line("cache is empty")
+        return 0
+
+    glob = config.getoption("cacheshow")[0] or "*"
+    sep("-", f"cache values for {glob!r}")
+    for key in sorted(cache.backend.keys(glob)):
+        value = cache.get(key, _UNREADABLE)
+        if value is _UNREADABLE:
+            line(f"{key} contains unreadable content, will be ignored")
+        else:
+            line(f"{key} contains:")
+            for text in pformat(value).splitlines():
+                line(f"  {text}")
+
+    dirs = cache.cachedir / DIRS_DIR
+    if dirs.is_dir():
+        sep("-", f"cache directories for {glob!r}")
+        for path in sorted(_files_below(dirs, glob)):
+            name = path.relative_to(cache.cachedir).as_posix()
+            line(f"{name} is a file of length {path.stat().st_size}")
+    return 0
+
+
+def _files_below(base: Path, glob: str) -> Iterator[Path]:
+    for path in base.rglob(glob):
+        # A glob may hold '..': nothing outside ``base`` is shown.
+        if path.is_file() and Path(os.path.normpath(path)).is_relative_to(base):
+            yield path
+
+
+def _writer(
+    config: pytest.Config,
+) -> tuple[Callable[[str], None], Callable[[str, str], None]]:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        return reporter.write_line, reporter.write_sep
+
+    def line(text: str) -> None:
+        print(text, file=sys.stdout)
+
+    def sep(char: str, title: str) -> None:
+        print(f" {title} ".center(80, char), file=sys.stdout)
+
+    return line, sep

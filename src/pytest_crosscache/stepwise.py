@@ -1,0 +1,158 @@
+"""``cache/stepwise`` and the ``--sw`` / ``--sw-skip`` / ``--sw-reset`` options."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from datetime import timedelta
+from typing import Any
+
+import attrs
+import pytest
+
+from pytest_crosscache._xdist import is_xdist_worker
+from pytest_crosscache.cache import Cache
+
+STEPWISE_KEY = "cache/stepwise"
+
+
+class InvalidRecord(ValueError):
+    """A stored record does not have the expected shape."""
+
+
+@attrs.frozen
+class StepwiseState:
+    """What ``--sw`` remembers between sessions (same JSON shape as pytest's)."""
+
+    #: Node id of the test that stopped the last stepwise session.
+    last_failed: str | None
+    #: How many tests that session selected; a change invalidates the state.
+    last_test_count: int | None
+    #: ISO timestamp of the last update, shown as the state's age.
+    last_cache_date_str: str
+
+    @classmethod
+    def empty(cls) -> StepwiseState:
+        return cls(None, None, datetime.now().isoformat())
+
+    @property
+    def last_cache_date(self) -> datetime:
+        return datetime.fromisoformat(self.last_cache_date_str)
+
+    @classmethod
+    def from_json(cls, data: object) -> StepwiseState:
+        """Build a state from stored JSON; :class:`InvalidRecord` says what is wrong."""
+        if not isinstance(data, dict):
+            raise InvalidRecord(f"TypeError: expected a mapping, found {type(data).__name__}")
+        for field in ("last_failed", "last_test_count", "last_cache_date_str"):
+            if field not in data:
+                raise InvalidRecord(f"KeyError: {field!r}")
+        last_failed = data["last_failed"]
+        count = data["last_test_count"]
+        date = data["last_cache_date_str"]
+        if last_failed is not None and not isinstance(last_failed, str):
+            raise InvalidRecord(f"TypeError: last_failed must be a string, not {last_failed!r}")
+        if count is not None and (isinstance(count, bool) or not isinstance(count, int)):
+            raise InvalidRecord(f"TypeError: last_test_count must be an integer, not {count!r}")
+        if not isinstance(date, str):
+            raise InvalidRecord(f"TypeError: last_cache_date_str must be a string, not {date!r}")
+        try:
+            datetime.fromisoformat(date)
+        except ValueError as exc:
+            raise InvalidRecord(f"ValueError: {exc}") from None
+        return cls(last_failed, count, date)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "last_failed": self.last_failed,
+            "last_test_count": self.last_test_count,
+            "last_cache_date_str": self.last_cache_date_str,
+        }
+
+
+class StepwisePlugin:
+    """Stop at the first failure; next time, start again from it."""
+
+    def __init__(self, config: pytest.Config, cache: Cache) -> None:
+        self.config = config
+        self.cache = cache
+        self.session: pytest.Session | None = None
+        self.messages: list[str] = []
+        self.skip: bool = config.getoption("stepwise_skip")
+        self.reset: bool = config.getoption("stepwise_reset")
+        self.state = self._load()
+
+    def _load(self) -> StepwiseState:
+        stored = self.cache.get(STEPWISE_KEY, None)
+        # Falsy records (absent, empty) simply mean "no state yet".
+        if stored:
+            try:
+                return StepwiseState.from_json(stored)
+            except InvalidRecord as exc:
+                self.messages.append(f"error reading cache, discarding ({exc})")
+        return StepwiseState.empty()
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self.session = session
+
+    def pytest_collection_modifyitems(
+        self, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
+        previous_count = self.state.last_test_count
+        self.state = attrs.evolve(self.state, last_test_count=len(items))
+
+        if self.reset:
+            self.messages.append("resetting state, not skipping.")
+            self.state = attrs.evolve(self.state, last_failed=None)
+            return
+        if not self.state.last_failed:
+            self.messages.append("no previously failed tests, not skipping.")
+            return
+        if previous_count is not None and previous_count != len(items):
+            self.messages.append(
+                f"test count changed, not skipping (now {len(items)} tests, "
+                f"previously {previous_count})."
+            )
+            self.state = attrs.evolve(self.state, last_failed=None)
+            return
+
+        index = next(
+            (i for i, item in enumerate(items) if item.nodeid == self.state.last_failed),
+            None,
+        )
+        if index is None:
+            self.messages.append("previously failed test not found, not skipping.")
+            return
+        age = datetime.now() - self.state.last_cache_date
+        age = timedelta(seconds=int(age.total_seconds()))
+        self.messages.append(
+            f"skipping {index} already passed items (cache from {age} ago,"
+            " use --sw-reset to discard)."
+        )
+        deselected = items[:index]
+        del items[:index]
+        config.hook.pytest_deselected(items=deselected)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.failed:
+            if self.skip:
+                # --sw-skip forgives exactly one failure, then acts like --sw.
+                if report.nodeid == self.state.last_failed:
+                    self.state = attrs.evolve(self.state, last_failed=None)
+                self.skip = False
+            else:
+                self.state = attrs.evolve(self.state, last_failed=report.nodeid)
+                assert self.session is not None
+                self.session.shouldstop = "Test failed, continuing from this test next run."
+        elif report.when == "call" and report.nodeid == self.state.last_failed:
+            self.state = attrs.evolve(self.state, last_failed=None)
+
+    def pytest_report_collectionfinish(self) -> list[str] | None:
+        if self.config.get_verbosity() >= 0 and self.messages:
+            return [f"stepwise: {message}" for message in self.messages]
+        return None
+
+    def pytest_sessionfinish(self) -> None:
+        if is_xdist_worker(self.config):
+            return
+        self.state = attrs.evolve(self.state, last_cache_date_str=datetime.now().isoformat())
+        self.cache.set(STEPWISE_KEY, self.state.to_json())
