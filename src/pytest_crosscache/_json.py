@@ -30,7 +30,7 @@ def encode(key: str, value: object) -> bytes:
     except UnicodeEncodeError as exc:
         raise ValueError(
             f"cannot store the value for cache key {key!r}: it contains a lone "
-            f"surrogate ({exc.object[exc.start:exc.end]!r}) that UTF-8 cannot encode"
+            f"surrogate ({exc.object[exc.start : exc.end]!r}) that UTF-8 cannot encode"
         ) from None
     except (ValueError, RecursionError) as exc:
         raise ValueError(
@@ -39,5 +39,5 @@ def encode(key: str, value: object) -> bytes:
 
 
 def decode(data: bytes) -> Any:
-    """Parse stored bytes; raises ``ValueError`` (or ``RecursionError``) when corrupt."""
+    """Parse stored bytes; ``ValueError`` or ``RecursionError`` if corrupt."""
     return json.loads(data)

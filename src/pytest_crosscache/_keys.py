@@ -17,9 +17,7 @@ def normalize_key(key: str) -> str:
     the values directory is refused rather than silently mapped elsewhere.
     """
     if not isinstance(key, str):
-        raise TypeError(
-            f"cache key must be a str, not {type(key).__name__}: {key!r}"
-        )
+        raise TypeError(f"cache key must be a str, not {type(key).__name__}: {key!r}")
     if "\0" in key:
         raise ValueError(f"cache key {key!r} contains a NUL character")
     if key.startswith("/"):

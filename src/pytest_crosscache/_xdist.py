@@ -25,5 +25,7 @@ class XdistNodeIds:
     def __init__(self, recorder: NodeIdRecorder) -> None:
         self.recorder = recorder
 
-    def pytest_xdist_node_collection_finished(self, node: object, ids: list[str]) -> None:
+    def pytest_xdist_node_collection_finished(
+        self, node: object, ids: list[str]
+    ) -> None:
         self.recorder.record(ids)

@@ -77,7 +77,7 @@ class Cache:
 
     @property
     def cachedir(self) -> Path:
-        """The local cache directory (``cache_dir``); ``mkdir`` directories live here."""
+        """The local cache directory (``cache_dir``), home of ``mkdir`` directories."""
         return self._dir
 
     @property
@@ -205,7 +205,9 @@ class Cache:
         try:
             self._backend.clear()
         except OSError as exc:
-            warn_cache(f"could not clear cache values in {self._backend.describe()}: {exc}")
+            warn_cache(
+                f"could not clear cache values in {self._backend.describe()}: {exc}"
+            )
         dirs = self._dir / DIRS_DIR
         if dirs.is_dir():
             import shutil

@@ -179,7 +179,9 @@ class _PreferFilesWithFailures:
         paths = self.selection.failed_paths
         if isinstance(collector, (pytest.Session, pytest.Directory)):
             # Stable sort: nodes on the way to a failure come first.
-            report.result = sorted(report.result, key=lambda node: node.path not in paths)
+            report.result = sorted(
+                report.result, key=lambda node: node.path not in paths
+            )
         elif isinstance(collector, pytest.File) and collector.path in paths:
             known = self.selection.recorder.lastfailed
             if not self.skipping:

@@ -38,7 +38,9 @@ class NodeIdRecorder:
         self.seen.update(nodeids)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> Generator[None]:
+    def pytest_collection_modifyitems(
+        self, items: list[pytest.Item]
+    ) -> Generator[None]:
         result = yield
         self.record(item.nodeid for item in items)
         return result
@@ -68,7 +70,9 @@ class NewFirstOrdering:
         self.recorder = recorder
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> Generator[None]:
+    def pytest_collection_modifyitems(
+        self, items: list[pytest.Item]
+    ) -> Generator[None]:
         result = yield
         known = self.recorder.known
         new = [item for item in items if item.nodeid not in known]

@@ -37,7 +37,9 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hookspecs)
 
 
-def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+def pytest_addoption(
+    parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager
+) -> None:
     builtin_cache = pluginmanager.get_plugin(BUILTIN_CACHE)
     builtin_stepwise = pluginmanager.get_plugin(BUILTIN_STEPWISE)
     # Unregistered, not blocked: is_blocked() keeps telling what the user
@@ -69,7 +71,8 @@ def _add_cache_options(parser: pytest.Parser) -> None:
         "--last-failed",
         action="store_true",
         dest="lf",
-        help="Run only the tests that failed in the previous run (all tests if none failed)",
+        help="Run only the tests that failed in the previous run "
+        "(all tests if none failed)",
     )
     group.addoption(
         "--ff",
@@ -147,7 +150,9 @@ def _add_stepwise_options(parser: pytest.Parser) -> None:
 
 
 @pytest.hookimpl(trylast=True)
-def pytest_crosscache_make_backend(config: pytest.Config, cachedir: Path) -> DirectoryBackend:
+def pytest_crosscache_make_backend(
+    config: pytest.Config, cachedir: Path
+) -> DirectoryBackend:
     return DirectoryBackend(cachedir)
 
 
@@ -210,12 +215,17 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
 
         from pytest_crosscache.show import show
 
-        return wrap_session(config, lambda config, session: show(config, config.stash[cache_key]))
+        return wrap_session(
+            config, lambda config, session: show(config, config.stash[cache_key])
+        )
     return None
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
-    if config.getoption("verbose") > 0 or config.getini("cache_dir") != DEFAULT_CACHE_DIR:
+    if (
+        config.getoption("verbose") > 0
+        or config.getini("cache_dir") != DEFAULT_CACHE_DIR
+    ):
         cachedir = config.stash[cache_key].cachedir
         try:
             shown: Path = cachedir.relative_to(config.rootpath)

@@ -42,7 +42,9 @@ class StepwiseState:
     def from_json(cls, data: object) -> StepwiseState:
         """Build a state from stored JSON; :class:`InvalidRecord` says what is wrong."""
         if not isinstance(data, dict):
-            raise InvalidRecord(f"TypeError: expected a mapping, found {type(data).__name__}")
+            raise InvalidRecord(
+                f"TypeError: expected a mapping, found {type(data).__name__}"
+            )
         for field in ("last_failed", "last_test_count", "last_cache_date_str"):
             if field not in data:
                 raise InvalidRecord(f"KeyError: {field!r}")
@@ -50,11 +52,19 @@ class StepwiseState:
         count = data["last_test_count"]
         date = data["last_cache_date_str"]
         if last_failed is not None and not isinstance(last_failed, str):
-            raise InvalidRecord(f"TypeError: last_failed must be a string, not {last_failed!r}")
-        if count is not None and (isinstance(count, bool) or not isinstance(count, int)):
-            raise InvalidRecord(f"TypeError: last_test_count must be an integer, not {count!r}")
+            raise InvalidRecord(
+                f"TypeError: last_failed must be a string, not {last_failed!r}"
+            )
+        if count is not None and (
+            isinstance(count, bool) or not isinstance(count, int)
+        ):
+            raise InvalidRecord(
+                f"TypeError: last_test_count must be an integer, not {count!r}"
+            )
         if not isinstance(date, str):
-            raise InvalidRecord(f"TypeError: last_cache_date_str must be a string, not {date!r}")
+            raise InvalidRecord(
+                f"TypeError: last_cache_date_str must be a string, not {date!r}"
+            )
         try:
             datetime.fromisoformat(date)
         except ValueError as exc:
@@ -116,7 +126,11 @@ class StepwisePlugin:
             return
 
         index = next(
-            (i for i, item in enumerate(items) if item.nodeid == self.state.last_failed),
+            (
+                i
+                for i, item in enumerate(items)
+                if item.nodeid == self.state.last_failed
+            ),
             None,
         )
         if index is None:
@@ -142,7 +156,9 @@ class StepwisePlugin:
             else:
                 self.state = attrs.evolve(self.state, last_failed=report.nodeid)
                 assert self.session is not None
-                self.session.shouldstop = "Test failed, continuing from this test next run."
+                self.session.shouldstop = (
+                    "Test failed, continuing from this test next run."
+                )
         elif report.when == "call" and report.nodeid == self.state.last_failed:
             self.state = attrs.evolve(self.state, last_failed=None)
 
@@ -154,5 +170,7 @@ class StepwisePlugin:
     def pytest_sessionfinish(self) -> None:
         if is_xdist_worker(self.config):
             return
-        self.state = attrs.evolve(self.state, last_cache_date_str=datetime.now().isoformat())
+        self.state = attrs.evolve(
+            self.state, last_cache_date_str=datetime.now().isoformat()
+        )
         self.cache.set(STEPWISE_KEY, self.state.to_json())

@@ -34,7 +34,7 @@ class CachePathError(OSError):
 
 @attrs.define
 class DirectoryBackend:
-    """Values as files ``<root>/v/<key>``, written atomically, updated under file locks."""
+    """Values as files ``<root>/v/<key>``: atomic writes, updates under file locks."""
 
     root: Path
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT

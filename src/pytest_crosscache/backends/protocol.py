@@ -33,7 +33,7 @@ class Backend(Protocol):
         """Return the stored bytes of ``key``, or ``None`` if there are none."""
 
     def write(self, key: str, data: bytes) -> None:
-        """Store ``data`` under ``key`` atomically: readers see old or new, never a mix."""
+        """Store ``data`` under ``key`` atomically: old or new, never a mix."""
 
     def delete(self, key: str) -> bool:
         """Remove ``key``; return whether it existed."""
@@ -49,7 +49,7 @@ class Backend(Protocol):
         """Hold an exclusive, cross-process lock tied to ``key``."""
 
     def update(self, key: str, updater: Updater) -> bytes | None:
-        """Read, transform and write ``key`` as one step no other writer interleaves with.
+        """Read, transform and write ``key`` with no other writer in between.
 
         Returns the bytes stored afterwards.
         """
