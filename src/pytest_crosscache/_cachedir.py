@@ -32,6 +32,9 @@ Signature: 8a477f597d28d172789f06886806bc55
 # For information about cache directory tags, see https://bford.info/cachedir/
 """
 
+#: Suffix of a cache directory being filled before it is renamed into place.
+STAGING_SUFFIX = ".crosscache-new"
+
 SUPPORTING_FILES = {
     "README.md": README,
     ".gitignore": GITIGNORE,
@@ -70,7 +73,7 @@ def ensure_cache_dir(path: Path) -> None:
     if path.is_dir():
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.parent / f".{path.name}.{secrets.token_hex(6)}.crosscache-new"
+    staging = path.parent / f".{path.name}.{secrets.token_hex(6)}{STAGING_SUFFIX}"
     # os.mkdir applies the umask, giving the same permissions a plain mkdir would.
     staging.mkdir()
     try:

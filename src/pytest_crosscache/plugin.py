@@ -207,6 +207,12 @@ def pytest_configure(config: pytest.Config) -> None:
             )
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if not is_xdist_worker(session.config):
+        session.config.stash[cache_key].backend.tidy()
+
+
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
     if config.getoption("cacheshow") and not config.getoption("help"):
         # wrap_session gives --cache-show the same session header, report

@@ -9,6 +9,7 @@ from typing import Any
 import attrs
 import pytest
 
+from pytest_crosscache._warnings import warn_cache
 from pytest_crosscache._xdist import is_xdist_worker
 from pytest_crosscache.cache import Cache
 
@@ -99,6 +100,9 @@ class StepwisePlugin:
                 return StepwiseState.from_json(stored)
             except InvalidRecord as exc:
                 self.messages.append(f"error reading cache, discarding ({exc})")
+                warn_cache(
+                    f"ignoring {STEPWISE_KEY!r}: {exc}; starting stepwise from scratch"
+                )
         return StepwiseState.empty()
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:

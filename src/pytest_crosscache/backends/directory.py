@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +17,7 @@ import filelock
 
 from pytest_crosscache._atomic import atomic_write
 from pytest_crosscache._atomic import is_temporary
+from pytest_crosscache._cachedir import STAGING_SUFFIX
 from pytest_crosscache._cachedir import ensure_cache_dir
 from pytest_crosscache.backends.protocol import Updater
 
@@ -26,6 +29,18 @@ LOCKS_DIR = ".locks"
 
 #: How long a read-modify-write waits for another process before giving up.
 DEFAULT_LOCK_TIMEOUT = 30.0
+
+#: A temporary file this old belongs to a writer that died: no live write
+#: takes anywhere near this long.
+ABANDONED_AFTER = 600.0
+
+#: Looking for abandoned files walks ``v/``; doing it at most this often
+#: keeps the per-session cost to one ``stat``.
+TIDY_INTERVAL = 3600.0
+TIDY_MARKER = "tidied"
+
+#: Suffix of a values tree moved aside by ``clear`` before deletion.
+TRASH_SUFFIX = ".crosscache-trash"
 
 
 class CachePathError(OSError):
@@ -120,13 +135,56 @@ class DirectoryBackend:
             self.write(key, new)
             return new
 
+    def tidy(self) -> None:
+        marker = self.root / LOCKS_DIR / TIDY_MARKER
+        now = time.time()
+        try:
+            if now - marker.stat().st_mtime < TIDY_INTERVAL:
+                return
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return
+        with contextlib.suppress(OSError):
+            self.remove_abandoned(older_than=ABANDONED_AFTER)
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
+
+    def remove_abandoned(self, older_than: float) -> int:
+        """Delete temporary files and trash of killed processes; return how many."""
+        deadline = time.time() - older_than
+        removed = 0
+        leftovers = [
+            *self.root.glob(f".*{TRASH_SUFFIX}"),
+            *self.root.parent.glob(f".{self.root.name}.*{STAGING_SUFFIX}"),
+        ]
+        if self.values_dir.is_dir():
+            leftovers.extend(
+                Path(top, name)
+                for top, _, files in os.walk(self.values_dir)
+                for name in files
+                if is_temporary(name)
+            )
+        for path in leftovers:
+            try:
+                if path.lstat().st_mtime > deadline:
+                    continue
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+            except OSError:
+                continue
+            removed += 1
+        return removed
+
     def clear(self) -> None:
         values = self.values_dir
         if not values.is_dir():
             return
         # Move the tree aside first so that concurrent readers see either
         # the old values or none, then delete it at leisure.
-        trash = self.root / f".{VALUES_DIR}.{secrets.token_hex(6)}.crosscache-trash"
+        trash = self.root / f".{VALUES_DIR}.{secrets.token_hex(6)}{TRASH_SUFFIX}"
         try:
             values.rename(trash)
         except FileNotFoundError:

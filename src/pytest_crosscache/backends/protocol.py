@@ -56,3 +56,10 @@ class Backend(Protocol):
 
     def clear(self) -> None:
         """Remove every stored value."""
+
+    def tidy(self) -> None:
+        """Remove leftovers of operations interrupted by killed processes.
+
+        Called once per session by the controlling process; must be cheap
+        when there is nothing to do and must never raise.
+        """
