@@ -133,10 +133,12 @@ def test_concurrent_fixes_and_failures_merge(pytester: pytest.Pytester) -> None:
     fixed = range(0, SESSIONS, 2)
     for shard in fixed:
         pytester.makepyfile(
-            **{f"test_shard{shard}": "def test_fail_0():\n    pass\n"
-               "def test_fail_1():\n    pass\n"
-               "def test_fail_2():\n    pass\n"
-               "def test_ok():\n    pass\n"}
+            **{
+                f"test_shard{shard}": "def test_fail_0():\n    pass\n"
+                "def test_fail_1():\n    pass\n"
+                "def test_fail_2():\n    pass\n"
+                "def test_ok():\n    pass\n"
+            }
         )
     _run_sessions_concurrently(
         pytester, [[f"test_shard{shard}.py"] for shard in range(SESSIONS)], "second"
@@ -308,3 +310,60 @@ def test_xdist_workers_setting_one_key_leave_a_whole_value(
         (pytester.path / ".pytest_cache/v/shared/blob").read_text("utf-8")
     )
     assert len(stored["data"]) == 300_000
+
+
+LOCK_HOLDER = """
+import sys, time
+from pathlib import Path
+from pytest_crosscache import Cache
+
+with Cache(Path(sys.argv[1])).lock("cache/lastfailed"):
+    print("locked", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_lock_wait_is_bounded_and_a_killed_holder_frees_it(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile("def test_fails():\n    assert False\n")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", LOCK_HOLDER, str(pytester.path / ".pytest_cache")],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == b"locked\n"
+        result = pytester.runpytest("-o", "cache_lock_timeout=0.2")
+        # The session's outcome is unchanged; the warning says what it waited for.
+        result.assert_outcomes(failed=1, warnings=1)
+        assert result.ret == pytest.ExitCode.TESTS_FAILED
+        result.stdout.fnmatch_lines(
+            [
+                "*PytestCacheWarning: cache value 'cache/lastfailed' was not written:"
+                " gave up after 0.2s waiting for the lock on cache key"
+                " 'cache/lastfailed' (*.lock)*",
+            ]
+        )
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+        assert holder.stdout is not None
+        holder.stdout.close()
+    # The kernel released the dead holder's lock: the next session records.
+    pytester.runpytest("-o", "cache_lock_timeout=5").assert_outcomes(failed=1)
+    assert _lastfailed(pytester) == {
+        "test_lock_wait_is_bounded_and_a_killed_holder_frees_it.py::test_fails": True
+    }
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "nan"])
+def test_bad_lock_timeout_is_a_usage_error(
+    pytester: pytest.Pytester, value: str
+) -> None:
+    pytester.makepyfile("def test_ok():\n    pass\n")
+    result = pytester.runpytest("-o", f"cache_lock_timeout={value}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [f"*cache_lock_timeout must be a number of seconds >= 0, got '{value}'*"]
+    )

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from pytest_crosscache._warnings import shown_not_raised
 from pytest_crosscache._warnings import warn_cache
 from pytest_crosscache._xdist import is_xdist_worker
 from pytest_crosscache.cache import Cache
@@ -39,7 +40,8 @@ class LastFailedRecorder:
     def __init__(self, config: pytest.Config, cache: Cache) -> None:
         self.config = config
         self.cache = cache
-        self.lastfailed = load_lastfailed(cache)
+        with shown_not_raised():
+            self.lastfailed = load_lastfailed(cache)
         self._initial = dict(self.lastfailed)
         #: node id -> True (failing) / False (no longer failing), as seen here.
         self.outcomes: dict[str, bool] = {}
@@ -87,7 +89,8 @@ class LastFailedRecorder:
             return
         if not self.outcomes:
             return
-        self.cache.update(LASTFAILED_KEY, self.merged_with, {})
+        with shown_not_raised():
+            self.cache.update(LASTFAILED_KEY, self.merged_with, {})
 
 
 class LastFailedSelection:

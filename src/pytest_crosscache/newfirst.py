@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_crosscache._warnings import shown_not_raised
 from pytest_crosscache._warnings import warn_cache
 from pytest_crosscache._xdist import is_xdist_worker
 from pytest_crosscache.cache import Cache
@@ -31,7 +32,8 @@ class NodeIdRecorder:
         self.cache = cache
         stored = cache.get(NODEIDS_KEY, _ABSENT)
         self.had_record = stored is not _ABSENT
-        self.known: set[str] = _validated(stored) if self.had_record else set()
+        with shown_not_raised():
+            self.known = _validated(stored) if self.had_record else set()
         self.seen: set[str] = set()
 
     def record(self, nodeids: Iterable[str]) -> None:
@@ -60,7 +62,8 @@ class NodeIdRecorder:
         def merge(stored: object) -> list[str]:
             return sorted(_validated(stored, warn=False) | self.seen)
 
-        self.cache.update(NODEIDS_KEY, merge, [])
+        with shown_not_raised():
+            self.cache.update(NODEIDS_KEY, merge, [])
 
 
 class NewFirstOrdering:

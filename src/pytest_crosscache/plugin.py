@@ -19,7 +19,9 @@ import pytest
 from pytest_crosscache import hookspecs
 from pytest_crosscache._cachedir import DEFAULT_CACHE_DIR
 from pytest_crosscache._cachedir import default_cache_dir
+from pytest_crosscache._warnings import shown_not_raised
 from pytest_crosscache._xdist import is_xdist_worker
+from pytest_crosscache.backends.directory import DEFAULT_LOCK_TIMEOUT
 from pytest_crosscache.backends.directory import DirectoryBackend
 from pytest_crosscache.cache import Cache
 from pytest_crosscache.cache import cache_key
@@ -29,6 +31,7 @@ from pytest_crosscache.newfirst import NewFirstOrdering
 from pytest_crosscache.newfirst import NodeIdRecorder
 from pytest_crosscache.stepwise import StepwisePlugin
 
+LOCK_TIMEOUT_INI = "cache_lock_timeout"
 BUILTIN_CACHE = "cacheprovider"
 BUILTIN_STEPWISE = "stepwise"
 
@@ -51,6 +54,12 @@ def pytest_addoption(
         _add_cache_options(parser)
     if builtin_stepwise is None and _serves_stepwise(pluginmanager):
         _add_stepwise_options(parser)
+    parser.addini(
+        LOCK_TIMEOUT_INI,
+        default=str(DEFAULT_LOCK_TIMEOUT),
+        help="Seconds to wait for another pytest process's lock on a cache value "
+        f"before giving up with a warning (default {DEFAULT_LOCK_TIMEOUT:g})",
+    )
 
 
 def _serves_stepwise(pluginmanager: pytest.PytestPluginManager) -> bool:
@@ -153,7 +162,21 @@ def _add_stepwise_options(parser: pytest.Parser) -> None:
 def pytest_crosscache_make_backend(
     config: pytest.Config, cachedir: Path
 ) -> DirectoryBackend:
-    return DirectoryBackend(cachedir)
+    return DirectoryBackend(cachedir, lock_timeout=lock_timeout(config))
+
+
+def lock_timeout(config: pytest.Config) -> float:
+    """The ``cache_lock_timeout`` ini value, checked."""
+    raw = config.getini(LOCK_TIMEOUT_INI)
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        value = -1.0
+    if not value >= 0:  # also refuses NaN
+        raise pytest.UsageError(
+            f"{LOCK_TIMEOUT_INI} must be a number of seconds >= 0, got {raw!r}"
+        )
+    return value
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -178,7 +201,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("cacheclear") and not is_xdist_worker(config):
         # Workers start after the controller cleared; clearing again could
         # remove what the controller stored in the meantime.
-        cache._clear()
+        with shown_not_raised():
+            cache._clear()
 
     # Registration order matters: all three wrap pytest_collection_modifyitems
     # as tryfirst wrappers, so the last registered runs outermost.

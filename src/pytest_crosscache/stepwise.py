@@ -9,6 +9,7 @@ from typing import Any
 import attrs
 import pytest
 
+from pytest_crosscache._warnings import shown_not_raised
 from pytest_crosscache._warnings import warn_cache
 from pytest_crosscache._xdist import is_xdist_worker
 from pytest_crosscache.cache import Cache
@@ -90,7 +91,8 @@ class StepwisePlugin:
         self.messages: list[str] = []
         self.skip: bool = config.getoption("stepwise_skip")
         self.reset: bool = config.getoption("stepwise_reset")
-        self.state = self._load()
+        with shown_not_raised():
+            self.state = self._load()
 
     def _load(self) -> StepwiseState:
         stored = self.cache.get(STEPWISE_KEY, None)
@@ -177,4 +179,5 @@ class StepwisePlugin:
         self.state = attrs.evolve(
             self.state, last_cache_date_str=datetime.now().isoformat()
         )
-        self.cache.set(STEPWISE_KEY, self.state.to_json())
+        with shown_not_raised():
+            self.cache.set(STEPWISE_KEY, self.state.to_json())
