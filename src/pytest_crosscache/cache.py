@@ -50,12 +50,36 @@ class Cache:
 
     def __init__(self, cachedir: Path, backend: Backend | None = None) -> None:
         self._dir = Path(cachedir)
-        self._backend: Backend = (
-            backend if backend is not None else DirectoryBackend(self._dir)
-        )
+        self._chosen_backend = backend
+        self._make_backend: Callable[[], Backend | None] | None = None
 
     def __repr__(self) -> str:
         return f"<Cache {self._backend.describe()}>"
+
+    @classmethod
+    def _deferred(
+        cls, cachedir: Path, make_backend: Callable[[], Backend | None]
+    ) -> Cache:
+        """A cache whose backend is chosen on first use.
+
+        The plugin creates ``config.cache`` before conftests are imported;
+        deferring the choice lets a backend hook in a rootdir conftest.py
+        take part as long as nothing used the cache before it was loaded.
+        """
+        cache = cls(cachedir)
+        cache._make_backend = make_backend
+        return cache
+
+    @property
+    def _backend(self) -> Backend:
+        backend = self._chosen_backend
+        if backend is None:
+            make, self._make_backend = self._make_backend, None
+            backend = make() if make is not None else None
+            if backend is None:
+                backend = DirectoryBackend(self._dir)
+            self._chosen_backend = backend
+        return backend
 
     @classmethod
     def for_config(cls, config: pytest.Config) -> Cache:
@@ -69,11 +93,11 @@ class Cache:
         if existing is not None:
             return existing
         cachedir = cache_dir_from_config(config)
-        backend: Backend | None = None
-        make_backend = getattr(config.hook, "pytest_crosscache_make_backend", None)
-        if make_backend is not None:
-            backend = make_backend(config=config, cachedir=cachedir)
-        return cls(cachedir, backend)
+        hook = getattr(config.hook, "pytest_crosscache_make_backend", None)
+        if hook is None:
+            # pytest-crosscache is not active in this session (-p no:crosscache).
+            return cls(cachedir)
+        return cls._deferred(cachedir, lambda: hook(config=config, cachedir=cachedir))
 
     @property
     def cachedir(self) -> Path:

@@ -21,10 +21,12 @@ def pytest_crosscache_make_backend(
 ) -> Backend | None:
     """Return the storage backend that will hold the session's cache values.
 
-    Called once per session, before any conftest is loaded, by
-    :meth:`pytest_crosscache.Cache.for_config`.  The first non-``None``
-    result wins; pytest-crosscache's own implementation is ``trylast`` and
-    returns a :class:`~pytest_crosscache.DirectoryBackend` for ``cachedir``.
+    Called once per session, when the cache is first used; that is after
+    the initial conftests (those of the rootdir and the command-line
+    arguments) are loaded, so a plugin or such a conftest can implement it.
+    The first non-``None`` result wins; pytest-crosscache's own
+    implementation is ``trylast`` and returns a
+    :class:`~pytest_crosscache.DirectoryBackend` for ``cachedir``.
 
     :param config: the pytest configuration.
     :param cachedir: the resolved local cache directory (``cache_dir``);
