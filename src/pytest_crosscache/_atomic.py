@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 from pathlib import Path
 
 #: Suffix of in-progress writes.  Readers and listings skip such files, so a
@@ -27,7 +26,7 @@ def atomic_write(path: Path, data: bytes) -> None:
     the result do not depend on how it was written.
     """
     tmp = path.with_name(
-        f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}{TEMP_SUFFIX}"
+        f".{path.name}.{os.getpid()}-{os.urandom(4).hex()}{TEMP_SUFFIX}"
     )
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
     try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
 import shutil
 from pathlib import Path
 
@@ -73,7 +72,7 @@ def ensure_cache_dir(path: Path) -> None:
     if path.is_dir():
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.parent / f".{path.name}.{secrets.token_hex(6)}{STAGING_SUFFIX}"
+    staging = path.parent / f".{path.name}.{os.urandom(6).hex()}{STAGING_SUFFIX}"
     # os.mkdir applies the umask, giving the same permissions a plain mkdir would.
     staging.mkdir()
     try:

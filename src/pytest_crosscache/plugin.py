@@ -29,7 +29,6 @@ from pytest_crosscache.lastfailed import LastFailedRecorder
 from pytest_crosscache.lastfailed import LastFailedSelection
 from pytest_crosscache.newfirst import NewFirstOrdering
 from pytest_crosscache.newfirst import NodeIdRecorder
-from pytest_crosscache.stepwise import StepwisePlugin
 
 LOCK_TIMEOUT_INI = "cache_lock_timeout"
 BUILTIN_CACHE = "cacheprovider"
@@ -226,6 +225,8 @@ def pytest_configure(config: pytest.Config) -> None:
         if config.getoption("stepwise_skip") or config.getoption("stepwise_reset"):
             config.option.stepwise = True
         if config.getoption("stepwise"):
+            from pytest_crosscache.stepwise import StepwisePlugin
+
             config.pluginmanager.register(
                 StepwisePlugin(config, cache), "crosscache-stepwise"
             )

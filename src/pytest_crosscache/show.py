@@ -7,7 +7,6 @@ import sys
 from collections.abc import Callable
 from collections.abc import Iterator
 from pathlib import Path
-from pprint import pformat
 
 import pytest
 
@@ -24,6 +23,8 @@ def show(config: pytest.Config, cache: Cache) -> int:
     if not cache.cachedir.is_dir():
         line("cache is empty")
         return 0
+
+    from pprint import pformat
 
     glob = config.getoption("cacheshow")[0] or "*"
     sep("-", f"cache values for {glob!r}")

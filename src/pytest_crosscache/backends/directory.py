@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
-import secrets
 import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-import attrs
-import filelock
 
 from pytest_crosscache._atomic import atomic_write
 from pytest_crosscache._atomic import is_temporary
@@ -47,12 +42,19 @@ class CachePathError(OSError):
     """A cache path could not be created or written; the message names it."""
 
 
-@attrs.define
 class DirectoryBackend:
     """Values as files ``<root>/v/<key>``: atomic writes, updates under file locks."""
 
-    root: Path
-    lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    # A plain class rather than an attrs record: this module is imported at
+    # pytest start-up, and importing attrs alone costs more than our budget.
+    def __init__(self, root: Path, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> None:
+        self.root = Path(root)
+        self.lock_timeout = lock_timeout
+
+    def __repr__(self) -> str:
+        return (
+            f"DirectoryBackend(root={self.root!r}, lock_timeout={self.lock_timeout!r})"
+        )
 
     @property
     def values_dir(self) -> Path:
@@ -105,6 +107,11 @@ class DirectoryBackend:
 
     @contextmanager
     def lock(self, key: str) -> Iterator[None]:
+        # Imported here: only sessions that write pay for them.
+        import hashlib
+
+        import filelock
+
         locks = self.root / LOCKS_DIR
         try:
             ensure_cache_dir(self.root)
@@ -184,7 +191,7 @@ class DirectoryBackend:
             return
         # Move the tree aside first so that concurrent readers see either
         # the old values or none, then delete it at leisure.
-        trash = self.root / f".{VALUES_DIR}.{secrets.token_hex(6)}{TRASH_SUFFIX}"
+        trash = self.root / f".{VALUES_DIR}.{os.urandom(6).hex()}{TRASH_SUFFIX}"
         try:
             values.rename(trash)
         except FileNotFoundError:
