@@ -75,6 +75,17 @@ class DirectoryBackend:
 
     def write(self, key: str, data: bytes) -> None:
         path = self.values_dir / key
+        # Optimistic: the directories usually exist, so try the write first
+        # and only create them (and the cache directory) when it says they
+        # do not.  That also recreates a cache directory that a parallel
+        # ``--cache-clear`` or ``rm -rf`` removed during the session.
+        try:
+            atomic_write(path, data)
+            return
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+        except OSError as exc:
+            raise CachePathError(f"cache could not write path {path}: {exc}") from exc
         try:
             ensure_cache_dir(self.root)
             path.parent.mkdir(parents=True, exist_ok=True)
