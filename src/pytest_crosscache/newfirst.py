@@ -19,12 +19,15 @@ _ABSENT = object()
 
 
 class NodeIdRecorder:
-    """Remembers every test id seen, so ``--nf`` can tell new tests from old.
+    """Remembers the test ids seen, so ``--nf`` can tell new tests from old.
 
     Always registered, and registered last among the ordering plugins so
-    that its ``tryfirst`` wrapper is outermost and records the final list
-    of items.  At the end only ids unknown at the start are merged into
-    what is stored then, so concurrent sessions add to each other.
+    that its ``tryfirst`` wrapper is outermost: before the other plugins
+    run it sees the whole collection, after them the final list of items.
+    At the end, ids unknown at the start are merged into what is stored
+    then, so concurrent sessions add to each other.  When the session
+    collected the whole suite, ids of tests that no longer exist are
+    dropped, so the record tracks the suite rather than its history.
     """
 
     def __init__(self, config: pytest.Config, cache: Cache) -> None:
@@ -35,14 +38,24 @@ class NodeIdRecorder:
         with shown_not_raised():
             self.known = _validated(stored) if self.had_record else set()
         self.seen: set[str] = set()
+        #: Every collected id, before deselection; ``None`` unless this
+        #: session's collection can stand for the whole suite.
+        self.collected: set[str] | None = None
+        self._collection_failed = False
 
     def record(self, nodeids: Iterable[str]) -> None:
         self.seen.update(nodeids)
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self._collection_failed = True
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_collection_modifyitems(
         self, items: list[pytest.Item]
     ) -> Generator[None]:
+        if collects_whole_suite(self.config):
+            self.collected = {item.nodeid for item in items}
         result = yield
         self.record(item.nodeid for item in items)
         return result
@@ -55,12 +68,17 @@ class NodeIdRecorder:
             or config.getoption("collectonly")
         ):
             return
+        collected = None if self._collection_failed else self.collected
         new = self.seen - self.known
-        if not new and self.had_record:
+        gone = self.known - collected if collected is not None else set()
+        if not new and not gone and self.had_record:
             return
 
         def merge(stored: object) -> list[str]:
-            return sorted(_validated(stored, warn=False) | self.seen)
+            # Forget only ids we knew and did not find: what concurrent
+            # sessions added meanwhile stays, and tests that exist but were
+            # deselected stay unknown, as they have not run yet.
+            return sorted((_validated(stored, warn=False) - gone) | self.seen)
 
         with shown_not_raised():
             self.cache.update(NODEIDS_KEY, merge, [])
@@ -82,6 +100,33 @@ class NewFirstOrdering:
         old = [item for item in items if item.nodeid in known]
         items[:] = _newest_files_first(new) + _newest_files_first(old)
         return result
+
+
+def collects_whole_suite(config: pytest.Config) -> bool:
+    """Whether this session's collection covers everything the project holds.
+
+    True for a plain ``pytest`` run that collects ``testpaths`` or the
+    rootdir, in which ``-k``, ``-m`` or ``--deselect`` may still narrow
+    what runs.  Explicit paths, ``--ignore`` options given on the command
+    line, ``--lf`` (which skips files) and xdist (whose controller only
+    learns the already deselected ids) make it a partial collection.
+    """
+    if config.getoption("lf") or config.pluginmanager.hasplugin("dsession"):
+        return False
+    if is_xdist_worker(config):
+        return False
+    source = config.args_source
+    if source == pytest.Config.ArgsSource.ARGS:
+        return False
+    if (
+        source == pytest.Config.ArgsSource.INVOCATION_DIR
+        and config.invocation_params.dir != config.rootpath
+    ):
+        return False
+    return not any(
+        arg.startswith(("--ignore", "--pyargs"))
+        for arg in config.invocation_params.args
+    )
 
 
 def _newest_files_first(items: list[pytest.Item]) -> list[pytest.Item]:
