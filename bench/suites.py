@@ -1,0 +1,53 @@
+"""Generated test suites for bench/run.py."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+TESTS_PER_FILE = 100
+FILES_PER_DIR = 50
+#: One file in this many holds one failing test: a small share, spread out.
+FAILING_FILE_EVERY = 50
+
+
+def generate_suite(project: Path, size: int) -> None:
+    """``size`` tests: files of one parametrized test, in directories of 50 files."""
+    if project.exists():
+        return
+    project.mkdir(parents=True)
+    (project / "pytest.ini").write_text("[pytest]\n")
+    files = max(1, size // TESTS_PER_FILE)
+    for index in range(files):
+        directory = project / f"area{index // FILES_PER_DIR:03d}"
+        directory.mkdir(exist_ok=True)
+        failing = 7 if index % FAILING_FILE_EVERY == 0 else -1
+        (directory / f"test_mod{index:05d}.py").write_text(
+            "import pytest\n\n\n"
+            f"@pytest.mark.parametrize('n', range({TESTS_PER_FILE}))\n"
+            "def test_value(n):\n"
+            f"    assert n != {failing}\n"
+        )
+
+
+def generate_small_project(project: Path) -> None:
+    project.mkdir(parents=True, exist_ok=True)
+    (project / "pytest.ini").write_text("[pytest]\n")
+    (project / "test_small.py").write_text(
+        "import pytest\n\n\n"
+        "@pytest.mark.parametrize('n', range(10))\n"
+        "def test_small(n):\n"
+        "    pass\n"
+    )
+
+
+def write_nodeids_cache(cachedir: Path, project: Path, count: int) -> None:
+    """A cache dir whose ``cache/nodeids`` holds ``count`` ids plus the project's."""
+    ids = [
+        f"tests/area{n // 5000:04d}/test_mod{n // 100:06d}.py::test_value[{n % 100}]"
+        for n in range(count)
+    ]
+    ids.extend(f"test_small.py::test_small[{n}]" for n in range(10))
+    path = cachedir / "v" / "cache" / "nodeids"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(sorted(ids), ensure_ascii=False, indent=2), "utf-8")
