@@ -90,6 +90,12 @@ class LastFailedRecorder:
         if not self.outcomes:
             return
         with shown_not_raised():
+            # Most sessions change nothing: check without taking the lock.
+            # A writer that slips in after this check finished later than
+            # us, so its record rightly stands.
+            stored = self.cache.get(LASTFAILED_KEY, None)
+            if isinstance(stored, dict) and self.merged_with(stored) == stored:
+                return
             self.cache.update(LASTFAILED_KEY, self.merged_with, {})
 
 
