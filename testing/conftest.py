@@ -22,7 +22,9 @@ QUIET_INNER_PLUGINS = (
 
 
 @pytest.fixture(autouse=True)
-def _quiet_inner_runs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+def _quiet_inner_runs(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Keep inner pytester runs deterministic and out of the user's environment."""
     if "pytester" in request.fixturenames:
         # pytester clears PYTEST_ADDOPTS when it is set up, so set it afterwards.
@@ -101,7 +103,9 @@ class Twin:
 
     def run(self, *args: str) -> TwinResult:
         ours = self._run("-o", f"cache_dir={self.OURS_DIR}", *args)
-        builtin = self._run("-p", "no:crosscache", "-o", f"cache_dir={self.BUILTIN_DIR}", *args)
+        builtin = self._run(
+            "-p", "no:crosscache", "-o", f"cache_dir={self.BUILTIN_DIR}", *args
+        )
         return TwinResult(ours, builtin)
 
     def check(self, *args: str) -> list[str]:

@@ -10,6 +10,10 @@ from pathlib import Path
 #: writer killed mid-write leaves nothing that is ever read as a value.
 TEMP_SUFFIX = ".crosscache-tmp"
 
+# Room for the key's name in a temporary name: 255 bytes less two dots,
+# a pid of up to 10 digits, a dash, 8 hex digits and the suffix.
+_STEM_BYTES = 255 - 2 - 10 - 1 - 8 - len(TEMP_SUFFIX)
+
 
 def is_temporary(name: str) -> bool:
     """Tell whether a file name belongs to an in-progress (or abandoned) write."""
@@ -25,9 +29,10 @@ def atomic_write(path: Path, data: bytes) -> None:
     umask, like a plain ``open(path, "w")`` would, so the permissions of
     the result do not depend on how it was written.
     """
-    tmp = path.with_name(
-        f".{path.name}.{os.getpid()}-{os.urandom(4).hex()}{TEMP_SUFFIX}"
-    )
+    # Keep the temporary name within the 255-byte limit on file names even
+    # when the key's own name uses all of it.
+    stem = os.fsencode(path.name)[:_STEM_BYTES].decode("utf-8", "ignore")
+    tmp = path.with_name(f".{stem}.{os.getpid()}-{os.urandom(4).hex()}{TEMP_SUFFIX}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:

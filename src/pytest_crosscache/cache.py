@@ -122,6 +122,7 @@ class Cache:
         is not valid JSON, so a damaged cache never fails a test run.
 
         :raises ValueError: if ``key`` is not a valid relative key.
+        :raises TypeError: if ``key`` is not a string.
         """
         data = self._backend.read(normalize_key(key))
         if data is None:
@@ -138,9 +139,11 @@ class Cache:
         this one.  Failing storage gives a :class:`pytest.PytestCacheWarning`
         and leaves the previous value in place.
 
-        :raises ValueError: if ``key`` is not a valid relative key.
-        :raises TypeError: if ``value`` is not JSON-serializable; nothing is
-            written.
+        :raises ValueError: if ``key`` is not a valid relative key, or
+            ``value`` cannot be encoded (circular, lone surrogates, integers
+            too long for Python to print); nothing is written.
+        :raises TypeError: if ``key`` is not a string or ``value`` holds a
+            type JSON cannot represent; nothing is written.
         """
         key = normalize_key(key)
         data = _json.encode(key, value)
@@ -175,8 +178,8 @@ class Cache:
                 except (ValueError, RecursionError):
                     current = default
             result = func(current)
-            if data is not None and result == current and current is not default:
-                return None
+            # Compare encodings, not values: 1 == True == 1.0 in Python and
+            # dict equality ignores key order.  Equal bytes are not rewritten.
             return _json.encode(key, result)
 
         try:
@@ -207,7 +210,9 @@ class Cache:
         Directories are always local, whichever backend stores the values.
 
         :param name: a single path component, e.g. your plugin's name.
-        :raises ValueError: if ``name`` contains a path separator.
+        :raises ValueError: if ``name`` contains a path separator or a NUL,
+            is empty, ``.`` or ``..``, or is longer than 255 bytes.
+        :raises TypeError: if ``name`` is not a string.
         """
         path = self._dir / DIRS_DIR / check_dir_name(name)
         ensure_cache_dir(self._dir)

@@ -268,7 +268,7 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 
 @pytest.fixture
 def cache(request: pytest.FixtureRequest) -> Cache:
-    """The session's :class:`pytest_crosscache.Cache`: values kept across runs.
+    """The session's pytest_crosscache.Cache: values kept across runs.
 
     ``cache.get(key, default)`` and ``cache.set(key, value)`` with
     ``/``-separated keys (start them with your project's name) and JSON

@@ -20,15 +20,17 @@ def show(config: pytest.Config, cache: Cache) -> int:
     """Write the cache's values and directory files matching the glob; exit code 0."""
     line, sep = _writer(config)
     line(f"cachedir: {cache.cachedir}")
-    if not cache.cachedir.is_dir():
+    glob = config.getoption("cacheshow")[0] or "*"
+    # A backend may keep the values somewhere else than the local directory.
+    keys = sorted(cache.backend.keys(glob))
+    if not keys and not cache.cachedir.is_dir():
         line("cache is empty")
         return 0
 
     from pprint import pformat
 
-    glob = config.getoption("cacheshow")[0] or "*"
     sep("-", f"cache values for {glob!r}")
-    for key in sorted(cache.backend.keys(glob)):
+    for key in keys:
         value = cache.get(key, _UNREADABLE)
         if value is _UNREADABLE:
             line(f"{key} contains unreadable content, will be ignored")

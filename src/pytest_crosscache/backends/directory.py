@@ -163,9 +163,13 @@ class DirectoryBackend:
             pass
         except OSError:
             return
+        if not self.root.is_dir():
+            # Nothing to tidy; and only ensure_cache_dir may create the
+            # cache directory, as it adds the supporting files.
+            return
         with contextlib.suppress(OSError):
             self.remove_abandoned(older_than=ABANDONED_AFTER)
-            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.parent.mkdir(exist_ok=True)
             marker.touch()
 
     def remove_abandoned(self, older_than: float) -> int:
