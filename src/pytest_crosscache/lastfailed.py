@@ -93,7 +93,9 @@ class LastFailedRecorder:
             # Most sessions change nothing: check without taking the lock.
             # A writer that slips in after this check finished later than
             # us, so its record rightly stands.
-            stored = self.cache.get(LASTFAILED_KEY, None)
+            # Absent counts as empty: a session without failures writes
+            # nothing to a cache that has no record yet, like pytest.
+            stored = self.cache.get(LASTFAILED_KEY, {})
             if isinstance(stored, dict) and self.merged_with(stored) == stored:
                 return
             self.cache.update(LASTFAILED_KEY, self.merged_with, {})

@@ -144,11 +144,16 @@ def _newest_files_first(items: list[pytest.Item]) -> list[pytest.Item]:
 
 
 def _validated(stored: object, *, warn: bool = True) -> set[str]:
-    if isinstance(stored, list) and all(isinstance(nodeid, str) for nodeid in stored):
-        return set(stored)
+    if isinstance(stored, list):
+        odd = next((item for item in stored if not isinstance(item, str)), None)
+        if odd is None:
+            return set(stored)
+        found = f"a list holding {type(odd).__name__} {odd!r:.40}"
+    else:
+        found = type(stored).__name__
     if warn:
         warn_cache(
             f"ignoring {NODEIDS_KEY!r}: expected a list of node id strings, found "
-            f"{type(stored).__name__}; treating every test as new"
+            f"{found}; treating every test as new"
         )
     return set()

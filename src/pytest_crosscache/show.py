@@ -22,7 +22,9 @@ def show(config: pytest.Config, cache: Cache) -> int:
     line(f"cachedir: {cache.cachedir}")
     glob = config.getoption("cacheshow")[0] or "*"
     # A backend may keep the values somewhere else than the local directory.
-    keys = sorted(cache.backend.keys(glob))
+    # Sorted segment by segment, as pytest sorts paths ("a/b" before "a-b").
+    # A glob with ".." can match one value along several paths: once is enough.
+    keys = sorted(set(cache.backend.keys(glob)), key=lambda key: key.split("/"))
     if not keys and not cache.cachedir.is_dir():
         line("cache is empty")
         return 0
