@@ -270,8 +270,16 @@ class TestDamagedRecord:
             path = pytester.path / cachedir / NODEIDS
             path.parent.mkdir(parents=True)
             path.write_bytes(b'["test_old.py::te')
-        lines = twin.check("-v", "--nf")
+        with pytest.warns(
+            pytest.PytestCacheWarning, match=r"'cache/nodeids'.*not valid JSON"
+        ):
+            lines = twin.check("-v", "--nf")
         assert run_order(lines) == ["test_old.py::test_old", "test_new.py::test_new"]
+        # The damaged record was replaced by a good one.
+        stored = json.loads(
+            (pytester.path / twin.OURS_DIR / NODEIDS).read_text("utf-8")
+        )
+        assert stored == ["test_new.py::test_new", "test_old.py::test_old"]
 
 
 class TestConcurrentSessions:

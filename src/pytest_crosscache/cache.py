@@ -35,6 +35,20 @@ cache_key = pytest.StashKey["Cache"]()
 _MISSING: Any = object()
 
 
+class _Marker:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+#: :meth:`Cache._read_record` results for a key without a value, and for
+#: one whose stored bytes are not JSON.
+ABSENT: Any = _Marker("ABSENT")
+DAMAGED: Any = _Marker("DAMAGED")
+
+
 @final
 class Cache:
     """Values and directories that persist between pytest sessions.
@@ -131,6 +145,26 @@ class Cache:
             return _json.decode(data)
         except (ValueError, RecursionError):
             return default
+
+    def _read_record(self, key: str, *, warn: bool = True) -> Any:
+        """Read a record the plugin relies on, telling absent from damaged.
+
+        Returns the value, :data:`ABSENT` or :data:`DAMAGED`; a damaged
+        record is reported with a warning naming it unless ``warn`` is off.
+        """
+        key = normalize_key(key)
+        data = self._backend.read(key)
+        if data is None:
+            return ABSENT
+        try:
+            return _json.decode(data)
+        except (ValueError, RecursionError):
+            if warn:
+                warn_cache(
+                    f"ignoring {key!r}: {self._backend.location(key)} is not valid "
+                    "JSON; starting from an empty record"
+                )
+            return DAMAGED
 
     def set(self, key: str, value: object) -> None:
         """Store ``value`` (anything JSON can represent) under ``key``.

@@ -11,6 +11,8 @@ import pytest
 from pytest_crosscache._warnings import shown_not_raised
 from pytest_crosscache._warnings import warn_cache
 from pytest_crosscache._xdist import is_xdist_worker
+from pytest_crosscache.cache import ABSENT
+from pytest_crosscache.cache import DAMAGED
 from pytest_crosscache.cache import Cache
 
 LASTFAILED_KEY = "cache/lastfailed"
@@ -18,7 +20,9 @@ LASTFAILED_KEY = "cache/lastfailed"
 
 def load_lastfailed(cache: Cache) -> dict[str, Any]:
     """The stored failures, or an empty record (with a warning) if damaged."""
-    stored = cache.get(LASTFAILED_KEY, {})
+    stored = cache._read_record(LASTFAILED_KEY)
+    if stored is ABSENT or stored is DAMAGED:
+        return {}
     if isinstance(stored, dict):
         return stored
     warn_cache(
@@ -94,8 +98,11 @@ class LastFailedRecorder:
             # A writer that slips in after this check finished later than
             # us, so its record rightly stands.
             # Absent counts as empty: a session without failures writes
-            # nothing to a cache that has no record yet, like pytest.
-            stored = self.cache.get(LASTFAILED_KEY, {})
+            # nothing to a cache that has no record yet, like pytest.  A
+            # damaged record is always rewritten.
+            stored = self.cache._read_record(LASTFAILED_KEY, warn=False)
+            if stored is ABSENT:
+                stored = {}
             if isinstance(stored, dict) and self.merged_with(stored) == stored:
                 return
             self.cache.update(LASTFAILED_KEY, self.merged_with, {})

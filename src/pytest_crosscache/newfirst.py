@@ -11,11 +11,11 @@ import pytest
 from pytest_crosscache._warnings import shown_not_raised
 from pytest_crosscache._warnings import warn_cache
 from pytest_crosscache._xdist import is_xdist_worker
+from pytest_crosscache.cache import ABSENT
+from pytest_crosscache.cache import DAMAGED
 from pytest_crosscache.cache import Cache
 
 NODEIDS_KEY = "cache/nodeids"
-
-_ABSENT = object()
 
 
 class NodeIdRecorder:
@@ -33,9 +33,10 @@ class NodeIdRecorder:
     def __init__(self, config: pytest.Config, cache: Cache) -> None:
         self.config = config
         self.cache = cache
-        stored = cache.get(NODEIDS_KEY, _ABSENT)
-        self.had_record = stored is not _ABSENT
         with shown_not_raised():
+            stored = cache._read_record(NODEIDS_KEY)
+            # A damaged record counts as none, so it is rewritten at the end.
+            self.had_record = stored is not ABSENT and stored is not DAMAGED
             self.known = _validated(stored) if self.had_record else set()
         self.seen: set[str] = set()
         #: Every collected id, before deselection; ``None`` unless this

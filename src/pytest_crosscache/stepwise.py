@@ -12,6 +12,8 @@ import pytest
 from pytest_crosscache._warnings import shown_not_raised
 from pytest_crosscache._warnings import warn_cache
 from pytest_crosscache._xdist import is_xdist_worker
+from pytest_crosscache.cache import ABSENT
+from pytest_crosscache.cache import DAMAGED
 from pytest_crosscache.cache import Cache
 
 STEPWISE_KEY = "cache/stepwise"
@@ -95,9 +97,10 @@ class StepwisePlugin:
             self.state = self._load()
 
     def _load(self) -> StepwiseState:
-        stored = self.cache.get(STEPWISE_KEY, None)
-        # Falsy records (absent, empty) simply mean "no state yet".
-        if stored:
+        stored = self.cache._read_record(STEPWISE_KEY)
+        # Falsy records (absent, empty) simply mean "no state yet"; a
+        # damaged one was reported by _read_record.
+        if stored and stored is not ABSENT and stored is not DAMAGED:
             try:
                 return StepwiseState.from_json(stored)
             except InvalidRecord as exc:
