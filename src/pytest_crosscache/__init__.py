@@ -6,5 +6,6 @@ from pytest_crosscache._version import __version__
 from pytest_crosscache.backends.directory import DirectoryBackend
 from pytest_crosscache.backends.protocol import Backend
 from pytest_crosscache.cache import Cache
+from pytest_crosscache.cache import FactoryError
 
-__all__ = ["Backend", "Cache", "DirectoryBackend", "__version__"]
+__all__ = ["Backend", "Cache", "DirectoryBackend", "FactoryError", "__version__"]

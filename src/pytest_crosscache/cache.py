@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 from typing import TypeVar
+from typing import cast
 from typing import final
 
 import pytest
@@ -28,6 +30,30 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 DIRS_DIR = "d"
+
+#: Keys under which ``get_or_set`` tells waiting processes that computing a
+#: value failed.
+FAILURES_PREFIX = "crosscache/failed"
+
+
+class FactoryError(RuntimeError):
+    """Computing a value failed in another process while this one waited for it."""
+
+    def __init__(self, key: str, error: str) -> None:
+        super().__init__(
+            f"computing cache value {key!r} failed in another process while this "
+            f"one waited for it: {error}"
+        )
+        self.key = key
+        self.error = error
+
+    def __reduce__(self) -> tuple[type[FactoryError], tuple[str, str]]:
+        return FactoryError, (self.key, self.error)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
 
 #: Where the plugin keeps the session's :class:`Cache` on ``config.stash``.
 cache_key = pytest.StashKey["Cache"]()
@@ -129,22 +155,85 @@ class Cache:
         """The storage backend holding the values."""
         return self._backend
 
-    def get(self, key: str, default: Any) -> Any:
+    def get(self, key: str, default: Any, *, max_age: float | None = None) -> Any:
         """Return the value stored under ``key``, or ``default``.
 
         ``default`` is also returned when the stored value cannot be read or
         is not valid JSON, so a damaged cache never fails a test run.
 
+        :param max_age: if given, a value written more than this many
+            seconds ago counts as absent (``default`` is returned).  The age
+            comes from the storage itself (a file's modification time), so
+            values written by pytest's builtin provider have one too.
         :raises ValueError: if ``key`` is not a valid relative key.
         :raises TypeError: if ``key`` is not a string.
         """
-        data = self._backend.read(normalize_key(key))
+        key = normalize_key(key)
+        if max_age is not None and not self._is_fresh(key, max_age):
+            return default
+        data = self._backend.read(key)
         if data is None:
             return default
         try:
             return _json.decode(data)
         except (ValueError, RecursionError):
             return default
+
+    def _is_fresh(self, key: str, max_age: float) -> bool:
+        # Asked before reading: a write landing in between makes the value
+        # newer than the time checked, never older.
+        written = self._backend.modified(key)
+        return written is not None and time.time() - written <= max_age
+
+    def get_or_set(
+        self,
+        key: str,
+        factory: Callable[[], T],
+        *,
+        max_age: float | None = None,
+        timeout: float | None = None,
+    ) -> T:
+        """Return the value of ``key``, computing and storing it first if needed.
+
+        Across processes (xdist workers, concurrent sessions) exactly one
+        caller runs ``factory``; the others wait for the key's lock and then
+        read the value it stored.  Later sessions reuse the value until it
+        is older than ``max_age`` seconds (forever when ``None``).
+
+        If ``factory`` raises, nothing is stored and the exception
+        propagates; callers that were waiting meanwhile raise
+        :class:`FactoryError` naming the key and the original error instead
+        of running ``factory`` again.  The next caller after that tries
+        anew.
+
+        :param timeout: how long to wait for another process computing the
+            value, in seconds (the ``cache_lock_timeout`` ini setting when
+            ``None``).
+        :raises TimeoutError: if the wait runs out; the message names the
+            key and the lock.
+        """
+        key = normalize_key(key)
+        value = self.get(key, _MISSING, max_age=max_age)
+        if value is not _MISSING:
+            return cast(T, value)
+        asked = time.time()
+        failures = f"{FAILURES_PREFIX}/{key}"
+        with self._backend.lock(key, timeout):
+            value = self.get(key, _MISSING, max_age=max_age)
+            if value is not _MISSING:
+                return cast(T, value)
+            failure = self.get(failures, None)
+            if isinstance(failure, dict) and failure.get("time", 0) >= asked:
+                raise FactoryError(key, str(failure.get("error")))
+            try:
+                value = factory()
+            except BaseException as exc:
+                self.set(failures, {"time": time.time(), "error": _describe(exc)})
+                raise
+            self.set(key, value)
+            if failure is not None:
+                self._backend.delete(normalize_key(failures))
+            return value
 
     def _read_record(self, key: str, *, warn: bool = True) -> Any:
         """Read a record the plugin relies on, telling absent from damaged.
@@ -223,7 +312,7 @@ class Cache:
         return default if result is _MISSING else result
 
     @contextmanager
-    def lock(self, key: str) -> Iterator[None]:
+    def lock(self, key: str, *, timeout: float | None = None) -> Iterator[None]:
         """Hold the cross-process lock of ``key`` for the ``with`` block.
 
         Use it to make a sequence of :meth:`get` and :meth:`set` calls
@@ -231,10 +320,12 @@ class Cache:
         :meth:`update` of that key (do not call :meth:`update` on the same
         key inside the block: the lock is not re-entrant across calls).
 
-        :raises TimeoutError: if the lock is not free within the backend's
-            timeout; the message says which key and lock it waited for.
+        :param timeout: seconds to wait for the lock (the
+            ``cache_lock_timeout`` ini setting when ``None``).
+        :raises TimeoutError: if the lock is not free in time; the message
+            says which key and lock it waited for.
         """
-        with self._backend.lock(normalize_key(key)):
+        with self._backend.lock(normalize_key(key), timeout):
             yield
 
     def mkdir(self, name: str) -> Path:

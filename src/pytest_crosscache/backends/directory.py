@@ -73,6 +73,12 @@ class DirectoryBackend:
             # Missing, a directory, unreadable: all mean "no usable value".
             return None
 
+    def modified(self, key: str) -> float | None:
+        try:
+            return (self.values_dir / key).stat().st_mtime
+        except OSError:
+            return None
+
     def write(self, key: str, data: bytes) -> None:
         path = self.values_dir / key
         # Optimistic: the directories usually exist, so try the write first
@@ -117,7 +123,7 @@ class DirectoryBackend:
             yield normalized.relative_to(base).as_posix()
 
     @contextmanager
-    def lock(self, key: str) -> Iterator[None]:
+    def lock(self, key: str, timeout: float | None = None) -> Iterator[None]:
         # Imported here: only sessions that write pay for them.
         import hashlib
 
@@ -131,12 +137,13 @@ class DirectoryBackend:
             raise CachePathError(f"could not create cache path {locks}: {exc}") from exc
         digest = hashlib.sha1(key.encode("utf-8", "surrogateescape")).hexdigest()[:20]
         lock_path = locks / f"{digest}.lock"
-        lock = filelock.FileLock(lock_path, timeout=self.lock_timeout)
+        wait = self.lock_timeout if timeout is None else timeout
+        lock = filelock.FileLock(lock_path, timeout=wait)
         try:
             lock.acquire()
         except filelock.Timeout as exc:
             raise TimeoutError(
-                f"gave up after {self.lock_timeout:g}s waiting for the lock on cache "
+                f"gave up after {wait:g}s waiting for the lock on cache "
                 f"key {key!r} ({lock_path}); another pytest process holds it"
             ) from exc
         try:

@@ -45,8 +45,18 @@ class Backend(Protocol):
         values root, as with ``pytest --cache-show GLOB``.
         """
 
-    def lock(self, key: str) -> AbstractContextManager[None]:
-        """Hold an exclusive, cross-process lock tied to ``key``."""
+    def modified(self, key: str) -> float | None:
+        """When ``key`` was last written (seconds since the epoch), or ``None``."""
+
+    def lock(
+        self, key: str, timeout: float | None = None
+    ) -> AbstractContextManager[None]:
+        """Hold an exclusive, cross-process lock tied to ``key``.
+
+        Waits at most ``timeout`` seconds (the backend's default when
+        ``None``), then raises :class:`TimeoutError` with a message saying
+        which key and lock it waited for.
+        """
 
     def update(self, key: str, updater: Updater) -> bytes | None:
         """Read, transform and write ``key`` with no other writer in between.
