@@ -30,6 +30,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from run import compile_package
 from run import run_pytest
 
 TESTS_PER_FILE = 100
@@ -99,6 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ns = parser.parse_args(argv)
     workloads = {"full": [], "lf": ["--lf"]}
     chosen = [w for w in ns.workloads.split(",") if w]
+    compile_package()
     with tempfile.TemporaryDirectory(prefix="crosscache-redis-bench-") as tmp:
         work = Path(tmp)
         project = work / "suite"
@@ -126,10 +128,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             for workload in chosen:
                 samples: dict[str, list[float]] = {name: [] for name in configs}
                 for round_ in range(ns.repeat):
-                    order = list(configs) if round_ % 2 == 0 else list(reversed(configs))
+                    order = (
+                        list(configs) if round_ % 2 == 0 else list(reversed(configs))
+                    )
                     for name in order:
                         elapsed, _ = run_pytest(
-                            project, caches[name], [*configs[name], *workloads[workload]]
+                            project,
+                            caches[name],
+                            [*configs[name], *workloads[workload]],
                         )
                         samples[name].append(elapsed)
                 medians = {name: statistics.median(v) for name, v in samples.items()}

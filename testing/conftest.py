@@ -117,3 +117,34 @@ class Twin:
 def twin(pytester: pytest.Pytester) -> Twin:
     """Compare pytest-crosscache with pytest's builtin provider on one project."""
     return Twin(pytester)
+
+
+# --- Redis backend: a server per test process, a namespace per test -------
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory):
+    """A password-protected ``redis-server`` on a loopback port, shared per process."""
+    from redis_server import RedisServer
+
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_redis_server(tmp_path):
+    """A server of this test's own, which it may kill and restart."""
+    from redis_server import RedisServer
+
+    server = RedisServer(tmp_path / "redis-server").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_namespace() -> str:
+    """A namespace no other test uses, so tests sharing a server stay apart."""
+    import uuid
+
+    return f"test-{uuid.uuid4().hex}"

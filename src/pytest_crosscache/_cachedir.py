@@ -6,8 +6,11 @@ import errno
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pytest
+if TYPE_CHECKING:
+    # Only for annotations: the crosscache command must not pay for importing pytest.
+    import pytest
 
 DEFAULT_CACHE_DIR = ".pytest_cache"
 

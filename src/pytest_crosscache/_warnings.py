@@ -6,11 +6,14 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import pytest
+# pytest is imported where it is used: the crosscache command imports this
+# module without running pytest, and importing pytest would dominate its run time.
 
 
 def warn_cache(message: str) -> None:
     """Issue a :class:`pytest.PytestCacheWarning`."""
+    import pytest
+
     warnings.warn(pytest.PytestCacheWarning(message), stacklevel=3)
 
 
@@ -24,6 +27,8 @@ def shown_not_raised() -> Iterator[None]:
     inside this block the warning is always shown (pytest still records it
     for the warnings summary) and never raised.
     """
+    import pytest
+
     with warnings.catch_warnings():
         warnings.simplefilter("always", pytest.PytestCacheWarning)
         yield

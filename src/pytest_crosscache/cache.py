@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from collections.abc import Iterator
+from contextlib import ExitStack
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,8 +13,6 @@ from typing import Any
 from typing import TypeVar
 from typing import cast
 from typing import final
-
-import pytest
 
 from pytest_crosscache import _json
 from pytest_crosscache._cachedir import cache_dir_from_config
@@ -25,7 +24,12 @@ from pytest_crosscache.backends.directory import CachePathError
 from pytest_crosscache.backends.directory import DirectoryBackend
 
 if TYPE_CHECKING:
+    import pytest
+
     from pytest_crosscache.backends.protocol import Backend
+
+    #: Where the plugin keeps the session's :class:`Cache` on ``config.stash``.
+    cache_key: pytest.StashKey[Cache]
 
 T = TypeVar("T")
 
@@ -55,8 +59,23 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-#: Where the plugin keeps the session's :class:`Cache` on ``config.stash``.
-cache_key = pytest.StashKey["Cache"]()
+def _stash_key() -> pytest.StashKey[Cache]:
+    # Made on first use rather than at import, so that the crosscache
+    # command, which uses this module without a pytest session, does not pay
+    # for importing pytest.
+    key: pytest.StashKey[Cache] | None = globals().get("cache_key")
+    if key is None:
+        import pytest
+
+        key = globals()["cache_key"] = pytest.StashKey[Cache]()
+    return key
+
+
+def __getattr__(name: str) -> Any:
+    if name == "cache_key":
+        return _stash_key()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 _MISSING: Any = object()
 
@@ -129,7 +148,7 @@ class Cache:
         stored as ``config.cache``; otherwise a new one for the configured
         ``cache_dir`` and backend.
         """
-        existing = config.stash.get(cache_key, None)
+        existing = config.stash.get(_stash_key(), None)
         if existing is not None:
             return existing
         cachedir = cache_dir_from_config(config)
@@ -204,7 +223,11 @@ class Cache:
         propagates; callers that were waiting meanwhile raise
         :class:`FactoryError` naming the key and the original error instead
         of running ``factory`` again.  The next caller after that tries
-        anew.
+        anew.  Only exceptions are passed on this way: a factory that skips
+        (``pytest.skip``) or is interrupted leaves waiting callers to run
+        it themselves.  When the cache cannot be locked or written, a
+        :class:`pytest.PytestCacheWarning` is issued and ``factory``'s
+        result returned without being stored.
 
         :param timeout: how long to wait for another process computing the
             value, in seconds (the ``cache_lock_timeout`` ini setting when
@@ -218,7 +241,17 @@ class Cache:
             return cast(T, value)
         asked = time.time()
         failures = f"{FAILURES_PREFIX}/{key}"
-        with self._backend.lock(key, timeout):
+        with ExitStack() as held:
+            try:
+                held.enter_context(self._backend.lock(key, timeout))
+            except TimeoutError:
+                raise
+            except OSError as exc:
+                # No lock means no storage either (a read-only or blocked
+                # cache): compute for this caller alone, as a session goes
+                # on without its cache, rather than fail it.
+                self._warn_failure(key, exc)
+                return factory()
             value = self.get(key, _MISSING, max_age=max_age)
             if value is not _MISSING:
                 return cast(T, value)
@@ -227,7 +260,10 @@ class Cache:
                 raise FactoryError(key, str(failure.get("error")))
             try:
                 value = factory()
-            except BaseException as exc:
+            except Exception as exc:
+                # Only errors are passed on to waiting callers: a skip,
+                # exit or interrupt (BaseException) says nothing about
+                # whether they can compute the value themselves.
                 self.set(failures, {"time": time.time(), "error": _describe(exc)})
                 raise
             self.set(key, value)

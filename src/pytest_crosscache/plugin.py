@@ -33,10 +33,16 @@ from pytest_crosscache.newfirst import NodeIdRecorder
 LOCK_TIMEOUT_INI = "cache_lock_timeout"
 BUILTIN_CACHE = "cacheprovider"
 BUILTIN_STEPWISE = "stepwise"
+REDIS_PLUGIN = "crosscache-redis"
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hookspecs)
+    # The Redis backend's hooks; that module imports redis-py only once a
+    # Redis URL is configured.
+    from pytest_crosscache.backends import redis as redis_backend
+
+    pluginmanager.register(redis_backend, REDIS_PLUGIN)
 
 
 def pytest_addoption(
@@ -58,6 +64,33 @@ def pytest_addoption(
         default=str(DEFAULT_LOCK_TIMEOUT),
         help="Seconds to wait for another pytest process's lock on a cache value "
         f"before giving up with a warning (default {DEFAULT_LOCK_TIMEOUT:g})",
+    )
+    _add_backend_options(parser)
+
+
+def _add_backend_options(parser: pytest.Parser) -> None:
+    """Where the values live: the local directory (default) or a Redis server."""
+    parser.getgroup("general").addoption(
+        "--cache-backend",
+        action="store",
+        dest="cache_backend",
+        default=None,
+        metavar="URL",
+        help="Keep cache values in Redis, shared across machines: "
+        "redis://[:password@]host[:port][/db], rediss://... for TLS "
+        "(default: the cache_backend ini setting or $PYTEST_CACHE_BACKEND)",
+    )
+    parser.addini(
+        "cache_backend",
+        default="",
+        help="Redis URL for cache values (environment variables expanded); "
+        "--cache-backend and $PYTEST_CACHE_BACKEND take precedence",
+    )
+    parser.addini(
+        "cache_namespace",
+        default="",
+        help="Prefix that keeps this project's values apart on a shared Redis "
+        "server (environment variables expanded; default: the rootdir's name)",
     )
 
 

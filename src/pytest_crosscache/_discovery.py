@@ -1,0 +1,257 @@
+"""Finding a project's rootdir, configuration file and ``cache_dir`` without pytest.
+
+The ``crosscache`` command must open the cache directory pytest would use,
+but starting pytest just to ask it costs more than the command's whole
+job.  This module follows the rules pytest documents for locating the
+rootdir and the configuration file (see "rootdir" in pytest's reference)
+for the case the command cares about: pytest run with no test paths, or
+with the path given to ``--rootdir``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+
+from pytest_crosscache._cachedir import default_cache_dir
+from pytest_crosscache._cachedir import resolve_cache_dir
+
+#: Raw settings of a configuration file, by ini name.
+Settings = dict[str, object]
+
+
+class ConfigError(ValueError):
+    """A configuration file cannot be used; the message names it and says why."""
+
+
+@dataclass(frozen=True)
+class Project:
+    """Where a pytest project lives and what its configuration file says."""
+
+    rootdir: Path
+    #: The configuration file in use, or ``None`` when there is none.
+    inifile: Path | None = None
+    settings: Settings = field(default_factory=dict)
+
+    def setting(self, name: str) -> str | None:
+        """The string value of ini setting ``name``, or ``None`` when unset."""
+        value = self.settings.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise ConfigError(
+                f"{self.inifile}: config option {name!r} expects a string, "
+                f"got {type(value).__name__}: {value!r}"
+            )
+        return value
+
+    def cache_dir(self) -> Path:
+        """The cache directory pytest would use for this project."""
+        value = self.setting("cache_dir")
+        return resolve_cache_dir(
+            default_cache_dir() if value is None else value, self.rootdir
+        )
+
+
+def _read_toml(path: Path) -> dict[str, object]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - pytest itself depends on tomli there
+        import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+    try:
+        document: dict[str, object] = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return document
+
+
+def _read_ini_section(path: Path, *names: str) -> tuple[str, Settings] | None:
+    """The first of the sections ``names`` in an ini-style file, with its name."""
+    # iniconfig, not configparser: it is the parser pytest reads these files
+    # with, so continuation lines and comments mean the same to both.
+    import iniconfig
+
+    try:
+        parsed = iniconfig.IniConfig(str(path))
+    except iniconfig.ParseError as exc:
+        raise ConfigError(str(exc)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    for name in names:
+        if name in parsed:
+            return name, dict(parsed[name].items())
+    return None
+
+
+def _pytest_table(path: Path, document: dict[str, object]) -> Settings | None:
+    table = document.get("pytest")
+    if isinstance(table, dict):
+        return dict(table)
+    loose = [key for key, value in document.items() if not isinstance(value, dict)]
+    if loose:
+        raise ConfigError(
+            f"{path}: pytest configuration must be under a [pytest] table "
+            f"(found top-level options: {', '.join(loose)})"
+        )
+    return None
+
+
+def _tool_pytest_tables(path: Path, document: dict[str, object]) -> Settings | None:
+    tool = document.get("tool")
+    table = tool.get("pytest") if isinstance(tool, dict) else None
+    if not isinstance(table, dict):
+        return None
+    native = {key: value for key, value in table.items() if key != "ini_options"}
+    ini_options = table.get("ini_options")
+    if native and ini_options is not None:
+        raise ConfigError(
+            f"{path}: cannot use both [tool.pytest] and [tool.pytest.ini_options]"
+        )
+    if native:
+        return native
+    if isinstance(ini_options, dict):
+        # The ini flavour turns every scalar into its text, as an ini file would.
+        return {
+            key: value if isinstance(value, list) else str(value)
+            for key, value in ini_options.items()
+        }
+    return None
+
+
+def _load_pytest_toml(path: Path) -> Settings | None:
+    return _pytest_table(path, _read_toml(path)) or {}
+
+
+def _load_pytest_ini(path: Path) -> Settings | None:
+    # A file named for pytest is its configuration even without a section.
+    found = _read_ini_section(path, "pytest")
+    return found[1] if found else {}
+
+
+def _load_pyproject(path: Path) -> Settings | None:
+    return _tool_pytest_tables(path, _read_toml(path))
+
+
+def _load_tox_ini(path: Path) -> Settings | None:
+    found = _read_ini_section(path, "pytest")
+    return found[1] if found else None
+
+
+def _load_setup_cfg(path: Path) -> Settings | None:
+    found = _read_ini_section(path, "tool:pytest", "pytest")
+    if found is None:
+        return None
+    section, settings = found
+    if section == "pytest":
+        raise ConfigError(
+            f"{path}: a [pytest] section in setup.cfg is not supported, "
+            "use [tool:pytest] instead"
+        )
+    return settings
+
+
+def _load_other_toml(path: Path) -> Settings | None:
+    document = _read_toml(path)
+    tool = _tool_pytest_tables(path, document)
+    if tool is None:
+        return _pytest_table(path, document)
+    if "pytest" in document:
+        raise ConfigError(
+            f"{path}: cannot use both [pytest] and [tool.pytest] in one file"
+        )
+    return tool
+
+
+Loader = Callable[[Path], "Settings | None"]
+
+#: The files pytest looks for in each directory, the first one holding
+#: configuration winning.  Order matters.
+BY_NAME: dict[str, Loader] = {
+    "pytest.toml": _load_pytest_toml,
+    ".pytest.toml": _load_pytest_toml,
+    "pytest.ini": _load_pytest_ini,
+    ".pytest.ini": _load_pytest_ini,
+    "pyproject.toml": _load_pyproject,
+    "tox.ini": _load_tox_ini,
+    "setup.cfg": _load_setup_cfg,
+}
+
+#: For files named with ``-c``/``--config-file`` that are none of the above.
+BY_SUFFIX: dict[str, Loader] = {
+    ".ini": _load_tox_ini,
+    ".cfg": _load_setup_cfg,
+    ".toml": _load_other_toml,
+}
+
+
+def _search(start: Path) -> tuple[Path, Settings] | None:
+    """The nearest configuration file at or above ``start``, with its settings."""
+    bare_pyproject: Path | None = None
+    for base in (start, *start.parents):
+        for name, load in BY_NAME.items():
+            path = base / name
+            if not path.is_file():
+                continue
+            settings = load(path)
+            if settings is not None:
+                return path, settings
+            if name == "pyproject.toml" and bare_pyproject is None:
+                bare_pyproject = path
+    if bare_pyproject is not None:
+        # A pyproject.toml without pytest settings still marks the rootdir.
+        return bare_pyproject, {}
+    return None
+
+
+def _absolute(path: str | os.PathLike[str], base: Path) -> Path:
+    return Path(os.path.normpath(base / os.path.expanduser(path)))
+
+
+def locate(
+    cwd: Path,
+    *,
+    rootdir: str | None = None,
+    config_file: str | None = None,
+) -> Project:
+    """Find the project pytest would see when run in ``cwd``.
+
+    :param rootdir: like pytest's ``--rootdir``; the configuration file is
+        also searched from there, as ``pytest --rootdir DIR DIR`` does.
+    :param config_file: like pytest's ``-c``/``--config-file``.
+    :raises ConfigError: if a file is malformed or an argument names no
+        usable path.
+    """
+    root = _absolute(os.path.expandvars(rootdir), cwd) if rootdir else None
+    if root is not None and not root.is_dir():
+        raise ConfigError(f"directory {str(root)!r} not found (from --rootdir)")
+    start = root or cwd
+    if config_file:
+        inifile = _absolute(config_file, cwd)
+        if not inifile.exists():
+            raise ConfigError(f"config file {str(inifile)!r} not found")
+        if inifile.is_dir():
+            raise ConfigError(f"config file {str(inifile)!r} is a directory")
+        load = BY_NAME.get(inifile.name) or BY_SUFFIX.get(inifile.suffix)
+        if not inifile.is_file():
+            # /dev/null and the like: the way to ask for no configuration.
+            return Project(start)
+        if load is None:
+            raise ConfigError(
+                f"config file {str(inifile)!r} has an unsupported format; "
+                f"use one of {', '.join(sorted(BY_SUFFIX))}"
+            )
+        return Project(root or inifile.parent, inifile, load(inifile) or {})
+    found = _search(start)
+    if found is not None:
+        path, settings = found
+        return Project(root or path.parent, path, settings)
+    if root is None:
+        # No configuration anywhere: a setup.py above marks the project.
+        for base in (cwd, *cwd.parents):
+            if (base / "setup.py").is_file():
+                return Project(base)
+    return Project(start)
