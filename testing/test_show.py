@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 
+# pytest's own --cache-show stops showing matches outside the cache only
+# from pytest 9.2 on; before that there is nothing to compare with.
+BUILTIN_CONFINES_GLOBS = pytest.version_tuple >= (9, 2)
+
 SUPPORTING = {"README.md", ".gitignore", "CACHEDIR.TAG"}
 
 # Fills a cache the way projects do: a failure, values of several shapes
@@ -123,7 +127,10 @@ class TestShow:
         filled.path.joinpath("outside.txt").write_text("not cache")
         filled.path.joinpath("v").mkdir()
         filled.path.joinpath("v", "outside").write_text("1")
-        lines = check_show(twin, glob)
+        if BUILTIN_CONFINES_GLOBS:
+            lines = check_show(twin, glob)
+        else:
+            _, lines = shown(twin.run("--cache-show", glob).ours)
         assert not any("outside" in line or "test_project" in line for line in lines)
 
     @pytest.mark.parametrize("glob", ["../*", "*/../*", "../**/*"])
@@ -152,7 +159,8 @@ class TestShow:
                 if " contain" in line
             }
 
-        assert keys(ours) == keys(builtin)
+        if BUILTIN_CONFINES_GLOBS:
+            assert keys(ours) == keys(builtin)
         named = [line.split(" ")[0] for line in ours if " contain" in line]
         assert all(".." not in name for name in named)
         assert len(named) == len(set(named))

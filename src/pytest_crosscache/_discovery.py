@@ -10,6 +10,7 @@ with the path given to ``--rootdir``.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Callable
@@ -22,6 +23,23 @@ from pytest_crosscache._cachedir import resolve_cache_dir
 
 #: Raw settings of a configuration file, by ini name.
 Settings = dict[str, object]
+
+
+@functools.cache
+def _native_toml() -> bool:
+    """Whether the installed pytest reads TOML natively (pytest 9 and later).
+
+    pytest 9 added ``pytest.toml`` files and the ``[tool.pytest]`` and
+    ``[pytest]`` tables; pytest 8.4 only knows ``[tool.pytest.ini_options]``.
+    Asked of the installed metadata so that pytest itself is not imported.
+    """
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version
+
+    try:
+        return int(version("pytest").split(".")[0]) >= 9
+    except (PackageNotFoundError, ValueError):
+        return True
 
 
 class ConfigError(ValueError):
@@ -106,6 +124,8 @@ def _tool_pytest_tables(path: Path, document: dict[str, object]) -> Settings | N
     if not isinstance(table, dict):
         return None
     native = {key: value for key, value in table.items() if key != "ini_options"}
+    if not _native_toml():
+        native = {}
     ini_options = table.get("ini_options")
     if native and ini_options is not None:
         raise ConfigError(
@@ -158,7 +178,7 @@ def _load_other_toml(path: Path) -> Settings | None:
     document = _read_toml(path)
     tool = _tool_pytest_tables(path, document)
     if tool is None:
-        return _pytest_table(path, document)
+        return _pytest_table(path, document) if _native_toml() else None
     if "pytest" in document:
         raise ConfigError(
             f"{path}: cannot use both [pytest] and [tool.pytest] in one file"
@@ -193,6 +213,8 @@ def _search(start: Path) -> tuple[Path, Settings] | None:
     bare_pyproject: Path | None = None
     for base in (start, *start.parents):
         for name, load in BY_NAME.items():
+            if name.endswith("pytest.toml") and not _native_toml():
+                continue
             path = base / name
             if not path.is_file():
                 continue
