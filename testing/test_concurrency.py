@@ -242,8 +242,9 @@ rng = random.Random(me)
 for j in range(40):
     entry = f"{me}-{j}"
     cache.update("stress/failures", lambda d: {**d, entry: True}, {})
-    print(entry, flush=True)
     cache.update("stress/counter", lambda n: n + 1, 0)
+    # Printed once both updates returned: a printed entry is committed.
+    print(entry, flush=True)
     cache.set(f"stress/own/{me}", {"j": j, "blob": "y" * rng.randrange(1, 200_000)})
     seen = cache.get("stress/failures", None)
     assert isinstance(seen, dict) and entry in seen, entry
