@@ -28,6 +28,7 @@ from pytest_crosscache._durations import format_age
 from pytest_crosscache._durations import format_size
 from pytest_crosscache._durations import parse_duration
 from pytest_crosscache._keys import normalize_key
+from pytest_crosscache._paths import files_below
 from pytest_crosscache._version import __version__
 
 if TYPE_CHECKING:
@@ -142,12 +143,7 @@ def _dump(value: object) -> str:
 def _files_below(base: Path, glob: str) -> list[Path]:
     if not base.is_dir():
         return []
-    found = {
-        path
-        for path in base.rglob(glob)
-        if path.is_file() and Path(os.path.normpath(path)).is_relative_to(base)
-    }
-    return sorted(found)
+    return sorted(set(files_below(base, glob)))
 
 
 def cmd_show(args: argparse.Namespace) -> int:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
+from pytest_crosscache._paths import files_below
 from pytest_crosscache.cache import DIRS_DIR
 from pytest_crosscache.cache import Cache
 
@@ -44,17 +42,10 @@ def show(config: pytest.Config, cache: Cache) -> int:
     dirs = cache.cachedir / DIRS_DIR
     if dirs.is_dir():
         sep("-", f"cache directories for {glob!r}")
-        for path in sorted(_files_below(dirs, glob)):
+        for path in sorted(files_below(dirs, glob)):
             name = path.relative_to(cache.cachedir).as_posix()
             line(f"{name} is a file of length {path.stat().st_size}")
     return 0
-
-
-def _files_below(base: Path, glob: str) -> Iterator[Path]:
-    for path in base.rglob(glob):
-        # A glob may hold '..': nothing outside ``base`` is shown.
-        if path.is_file() and Path(os.path.normpath(path)).is_relative_to(base):
-            yield path
 
 
 def _writer(

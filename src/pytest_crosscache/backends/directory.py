@@ -14,6 +14,7 @@ from pytest_crosscache._atomic import atomic_write
 from pytest_crosscache._atomic import is_temporary
 from pytest_crosscache._cachedir import STAGING_SUFFIX
 from pytest_crosscache._cachedir import ensure_cache_dir
+from pytest_crosscache._paths import files_below
 from pytest_crosscache.backends.protocol import Updater
 
 VALUES_DIR = "v"
@@ -113,14 +114,9 @@ class DirectoryBackend:
         base = self.values_dir
         if not base.is_dir():
             return
-        for path in base.rglob(pattern):
-            if is_temporary(path.name) or not path.is_file():
-                continue
-            # A pattern may contain '..'; never report anything outside v/.
-            normalized = Path(os.path.normpath(path))
-            if not normalized.is_relative_to(base):
-                continue
-            yield normalized.relative_to(base).as_posix()
+        for path in files_below(base, pattern):
+            if not is_temporary(path.name):
+                yield Path(os.path.normpath(path)).relative_to(base).as_posix()
 
     @contextmanager
     def lock(self, key: str, timeout: float | None = None) -> Iterator[None]:
