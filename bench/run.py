@@ -201,7 +201,7 @@ def bench_import(repeat: int) -> dict[str, float]:
         "import time, pytest, _pytest.cacheprovider, _pytest.stepwise\n"
         "t = time.perf_counter()\n"
         # The plugin module and what it registers at start-up.
-        "import pytest_crosscache.plugin, pytest_crosscache.backends.redis\n"
+        "import pytest_crosscache.plugin, pytest_crosscache.backends.redis_hooks\n"
         "print((time.perf_counter() - t) * 1000)\n"
     )
     values = [

@@ -30,6 +30,10 @@ from pytest_crosscache._durations import parse_duration
 from pytest_crosscache._keys import normalize_key
 from pytest_crosscache._paths import files_below
 from pytest_crosscache._version import __version__
+from pytest_crosscache.backends.redis_hooks import BACKEND_ENV
+from pytest_crosscache.backends.redis_hooks import BACKEND_INI
+from pytest_crosscache.backends.redis_hooks import NAMESPACE_INI
+from pytest_crosscache.backends.redis_hooks import default_namespace
 
 if TYPE_CHECKING:
     from pytest_crosscache.backends.protocol import Backend
@@ -38,11 +42,6 @@ PROG = "crosscache"
 LASTFAILED_KEY = "cache/lastfailed"
 DIRS_DIR = "d"
 
-#: Where ``--backend`` comes from when not given: pytest-crosscache's
-#: environment variable and ini setting for the session's backend.
-BACKEND_ENV = "PYTEST_CACHE_BACKEND"
-BACKEND_INI = "cache_backend"
-NAMESPACE_INI = "cache_namespace"
 LOCK_TIMEOUT_INI = "cache_lock_timeout"
 
 
@@ -108,7 +107,7 @@ def open_backend(cachedir: Path, project: Project, url: str | None) -> Backend:
     import importlib.util
 
     # Imported only now: most projects keep their values in the directory.
-    from pytest_crosscache.backends import redis as redis_backend
+    from pytest_crosscache.backends.redis import RedisBackend
 
     if importlib.util.find_spec("redis") is None:
         raise CommandError(
@@ -116,9 +115,9 @@ def open_backend(cachedir: Path, project: Project, url: str | None) -> Backend:
             2,
         )
     namespace = os.path.expandvars(project.setting(NAMESPACE_INI) or "").strip()
-    return redis_backend.RedisBackend.from_url(
+    return RedisBackend.from_url(
         url,
-        namespace=namespace or redis_backend.default_namespace(project.rootdir),
+        namespace=namespace or default_namespace(project.rootdir),
         cachedir=cachedir,
         lock_timeout=timeout,
     )

@@ -38,11 +38,11 @@ REDIS_PLUGIN = "crosscache-redis"
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hookspecs)
-    # The Redis backend's hooks; that module imports redis-py only once a
-    # Redis URL is configured.
-    from pytest_crosscache.backends import redis as redis_backend
+    # The Redis backend's hooks; they import the backend and redis-py only
+    # once a Redis URL is configured.
+    from pytest_crosscache.backends import redis_hooks
 
-    pluginmanager.register(redis_backend, REDIS_PLUGIN)
+    pluginmanager.register(redis_hooks, REDIS_PLUGIN)
 
 
 def pytest_addoption(

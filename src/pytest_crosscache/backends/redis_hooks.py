@@ -1,0 +1,144 @@
+"""How a pytest session picks, checks and reports the Redis backend.
+
+Registered as the plugin ``crosscache-redis`` at pytest start-up, so it is
+kept light: it imports neither pytest (the ``crosscache`` command uses its
+settings too) nor redis-py, and loads :mod:`pytest_crosscache.backends.redis`
+only once a Redis URL is configured.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pytest_crosscache.backends._redis_url import RedisURL
+
+if TYPE_CHECKING:
+    import pytest
+
+    from pytest_crosscache.backends.redis import RedisBackend
+
+BACKEND_OPTION = "cache_backend"
+BACKEND_ENV = "PYTEST_CACHE_BACKEND"
+BACKEND_INI = "cache_backend"
+NAMESPACE_INI = "cache_namespace"
+
+
+def configured_url(config: pytest.Config) -> str | None:
+    """The Redis URL of the session: option, then environment, then ini."""
+    value = config.getoption(BACKEND_OPTION, None)
+    if not value:
+        value = os.environ.get(BACKEND_ENV, "")
+    if not value:
+        value = os.path.expandvars(str(config.getini(BACKEND_INI) or ""))
+    return value.strip() or None
+
+
+def default_namespace(rootpath: Path) -> str:
+    """The rootdir's name, plus the tox environment's when run by tox.
+
+    The same for every checkout of a project that keeps the repository's
+    name, on whichever machine, while different projects on one server stay
+    apart; tox environments stay apart as their local caches do.
+    """
+    name = rootpath.name or "root"
+    tox_env = os.environ.get("TOX_ENV_NAME")
+    return f"{name}/{tox_env}" if tox_env else name
+
+
+def namespace_from_config(config: pytest.Config) -> str:
+    """The ``cache_namespace`` ini value with variables expanded, or the default."""
+    raw = str(config.getini(NAMESPACE_INI) or "")
+    value = os.path.expandvars(raw).strip()
+    return value or default_namespace(config.rootpath)
+
+
+def check_url(value: str) -> RedisURL:
+    """Parse a configured URL; a usage error names it (password redacted)."""
+    try:
+        return RedisURL(value)
+    except ValueError as exc:
+        import pytest
+
+        raise pytest.UsageError(str(exc)) from None
+
+
+def pytest_crosscache_make_backend(
+    config: pytest.Config, cachedir: Path
+) -> RedisBackend | None:
+    """A :class:`RedisBackend` when a Redis URL is configured, else ``None``."""
+    value = configured_url(config)
+    if value is None:
+        return None
+    url = check_url(value)
+    try:
+        import redis  # noqa: F401
+    except ImportError:
+        import pytest
+
+        raise pytest.UsageError(
+            f"the cache backend {url.redacted} needs redis-py: "
+            "pip install 'pytest-crosscache[redis]'"
+        ) from None
+    from pytest_crosscache.backends.redis import RedisBackend
+    from pytest_crosscache.plugin import lock_timeout
+
+    backend = RedisBackend(
+        url,
+        namespace=namespace_from_config(config),
+        cachedir=cachedir,
+        lock_timeout=lock_timeout(config),
+    )
+    backend.on_outage = _session_warner(config)
+    return backend
+
+
+def _session_warner(config: pytest.Config) -> Callable[[str], None]:
+    """Report an outage in the session's warnings summary, whenever it happens.
+
+    The backend usually connects in ``pytest_configure``, where pytest
+    captures no warnings; recording it through the hook that feeds the
+    summary shows it there exactly once, and never turns it into an error
+    under ``-W error``: no test caused it.
+    """
+
+    def warn(message: str) -> None:
+        import warnings
+
+        import pytest
+
+        record = warnings.WarningMessage(
+            pytest.PytestCacheWarning(message),
+            pytest.PytestCacheWarning,
+            __file__,
+            0,
+        )
+        config.hook.pytest_warning_recorded.call_historic(
+            kwargs={
+                "warning_message": record,
+                "when": "config",
+                "nodeid": "",
+                "location": None,
+            }
+        )
+
+    return warn
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Refuse a bad URL before anything runs, even if nothing uses the cache.
+    value = configured_url(config)
+    if value is not None:
+        check_url(value)
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    value = configured_url(config)
+    if value is None:
+        return None
+    return (
+        f"cache backend: {RedisURL(value).redacted} "
+        f"(namespace {namespace_from_config(config)!r})"
+    )
