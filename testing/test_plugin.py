@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 from pathlib import Path
@@ -140,6 +141,27 @@ class TestTakeover:
         # Each option once: the builtin's are not listed next to ours.
         assert sum("--cache-show" in line for line in result.outlines) == 1
         assert sum("--sw-skip" in line for line in result.outlines) == 1
+
+    @pytest.mark.parametrize("option", ["--fixtures", "--fixtures-per-test"])
+    def test_fixture_listings_show_one_cache_fixture(
+        self, pytester: pytest.Pytester, option: str
+    ) -> None:
+        pytester.makepyfile(
+            "def test_uses(cache):\n    assert cache.get('k', 1) == 1\n"
+        )
+        for plugins, origin in (
+            ([], "*pytest_crosscache*plugin.py:*"),
+            (
+                ["-p", "no:crosscache"],
+                "*_pytest*cacheprovider.py:*",
+            ),
+        ):
+            result = pytester.runpytest(option, *plugins)
+            assert result.ret == 0
+            entries = [line for line in result.outlines if line.startswith("cache -- ")]
+            assert len(entries) == 1, result.outlines
+            assert fnmatch.fnmatch(entries[0], origin), entries
+        pytester.runpytest().assert_outcomes(passed=1)
 
 
 class TestReportHeader:

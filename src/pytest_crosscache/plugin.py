@@ -13,6 +13,7 @@ builtin behaviour untouched.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,6 +34,14 @@ from pytest_crosscache.newfirst import NodeIdRecorder
 LOCK_TIMEOUT_INI = "cache_lock_timeout"
 BUILTIN_CACHE = "cacheprovider"
 BUILTIN_STEPWISE = "stepwise"
+BUILTIN_MODULE = "_pytest.cacheprovider"
+#: Where pytest's fixture manager keeps fixture definitions: pytest 8.4 and
+#: later versions.
+FIXTURE_REGISTRIES = (
+    "_arg2fixturedefs",
+    "_arg2node2fixturedefs",
+    "_arg2nodeid2fixturedefs",
+)
 REDIS_PLUGIN = "crosscache-redis"
 
 
@@ -263,6 +272,43 @@ def pytest_configure(config: pytest.Config) -> None:
             config.pluginmanager.register(
                 StepwisePlugin(config, cache), "crosscache-stepwise"
             )
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _forget_builtin_fixtures(session)
+
+
+def _forget_builtin_fixtures(session: pytest.Session) -> None:
+    """Drop the fixtures of the builtin provider we unregistered.
+
+    pytest's fixture manager replays the registration of every plugin seen
+    since start-up, the unregistered builtin included, so its ``cache``
+    fixture would still be listed by ``pytest --fixtures`` beside ours
+    (ours wins for tests, being registered later).  The manager's registry
+    is private and its shape differs between pytest versions (name to list,
+    or name to node to list): only lists found in it are filtered, and if
+    none is found both fixtures stay listed, nothing worse.
+    """
+    if session.config.pluginmanager.has_plugin(BUILTIN_CACHE):
+        return
+    manager = getattr(session, "_fixturemanager", None)
+    for attribute in FIXTURE_REGISTRIES:
+        registry = getattr(manager, attribute, None)
+        if isinstance(registry, dict):
+            _drop_builtin_defs(registry)
+
+
+def _drop_builtin_defs(registry: dict[Any, Any]) -> None:
+    for value in registry.values():
+        if isinstance(value, dict):
+            _drop_builtin_defs(value)
+        elif isinstance(value, list):
+            value[:] = [d for d in value if _module_of(d) != BUILTIN_MODULE]
+
+
+def _module_of(fixturedef: object) -> str | None:
+    return getattr(getattr(fixturedef, "func", None), "__module__", None)
 
 
 @pytest.hookimpl(trylast=True)
