@@ -125,9 +125,8 @@ def test_namespaces_are_apart_and_bound_every_key(
     assert first.read("x/a") == b"1"
     with first.lock("x/a"):
         names = sorted(set(redis_keys(redis_server)) - before)
-    assert len(names) == 3, (
-        names
-    )  # value, index and lock of first; tricky cleared its own
+    # The value, index and lock of first; tricky cleared its own.
+    assert len(names) == 3, names
     for name in names:
         assert name.startswith(f"crosscache:{{{redis_namespace}}}:"), name
     first.clear()
