@@ -57,6 +57,9 @@ WORKLOADS: dict[str, tuple[list[str], list[str] | None]] = {
     "sw": (["--sw"], ["--sw"]),
     "cache-show": (["--cache-show"], []),
 }
+# Above this many tests, the state a full run leaves is written directly
+# instead of by a preparing run of each provider.
+SYNTHETIC_SEED_ABOVE = 50_000
 # Workloads whose options need a cache provider: not run without one.
 NEEDS_CACHE = {"lf", "ff", "nf", "sw", "cache-show"}
 
@@ -113,6 +116,7 @@ def time_configs(
             "min": min(values),
             "max": max(values),
             "peak_rss_kib": max(memory[name]),
+            "rounds": len(values),
         }
         for name, values in samples.items()
     }
@@ -121,10 +125,22 @@ def time_configs(
     return result
 
 
-def bench_suite(size: int, workloads: Sequence[str], repeat: int, work: Path) -> dict:
+def bench_suite(
+    size: int,
+    workloads: Sequence[str],
+    repeat: int,
+    work: Path,
+    results: dict[str, dict],
+    save: Callable[[], None],
+    only: Sequence[str] = tuple(CONFIGS),
+) -> None:
+    """Time ``workloads`` on a suite of ``size`` tests into ``results``.
+
+    ``save`` is called after each workload, so an interrupted run keeps
+    what it measured.
+    """
     project = work / f"suite-{size}"
     suites.generate_suite(project, size)
-    results: dict[str, dict] = {}
     # Workloads that start from the same state share one prepared cache: at
     # 200k tests every preparing run costs minutes.
     made: dict[tuple[str, tuple[str, ...]], Path] = {}
@@ -135,14 +151,25 @@ def bench_suite(size: int, workloads: Sequence[str], repeat: int, work: Path) ->
         if (name, tuple(prepare)) not in made:
             seed = work / f"seed-{size}-{name}-{len(made)}"
             shutil.rmtree(seed, ignore_errors=True)
-            run_pytest(project, seed, [*CONFIGS[name], *prepare])
+            if not prepare and size > SYNTHETIC_SEED_ABOVE:
+                # The same bytes a full run would leave (checked at 1000
+                # tests for both providers), minutes sooner.  One collection
+                # still writes pytest's rewritten test modules, which the
+                # first timed run would otherwise pay for.
+                if not made:
+                    run_pytest(project, work / "warm-up", ["--collect-only"])
+                suites.write_full_run_cache(seed, size)
+            else:
+                run_pytest(project, seed, [*CONFIGS[name], *prepare])
             made[name, tuple(prepare)] = seed
         return made[name, tuple(prepare)]
 
     for workload in workloads:
         args, prepare = WORKLOADS[workload]
         configs = [
-            c for c in CONFIGS if not (workload in NEEDS_CACHE and c == "nocache")
+            c
+            for c in CONFIGS
+            if c in only and not (workload in NEEDS_CACHE and c == "nocache")
         ]
         seeds = {name: prepared(name, prepare) for name in configs}
 
@@ -159,7 +186,7 @@ def bench_suite(size: int, workloads: Sequence[str], repeat: int, work: Path) ->
         results[workload] = time_configs(
             f"{size} tests, {workload}", configs, repeat, one_run
         )
-    return results
+        save()
 
 
 def bench_many_nodeids(count: int, repeat: int, work: Path) -> dict:
@@ -235,8 +262,12 @@ def report(results: dict) -> str:
             ]
             vs_builtin = ratio(per_workload, workload, "crosscache", "builtin")
             vs_none = ratio(per_workload, workload, "crosscache", "nocache")
+            rounds = next(iter(timings.values())).get("rounds", results["repeat"])
+            label = f"{size} tests, {workload}"
+            if rounds != results["repeat"]:
+                label += f" ({rounds} rounds)"
             lines.append(
-                f"{f'{size} tests, {workload}':<28} {cells[0]:>11} {cells[1]:>9}"
+                f"{label:<28} {cells[0]:>11} {cells[1]:>9}"
                 f" {cells[2]:>9} {fmt(vs_builtin):>10} {fmt(vs_none):>10}"
             )
     if "nodeids" in results:
@@ -281,7 +312,7 @@ def plot(results: dict, path: Path) -> None:
         points = [
             (s, results["suites"][str(s)]["full"][name]["median"])
             for s in sizes
-            if "full" in results["suites"][str(s)]
+            if name in results["suites"][str(s)].get("full", {})
         ]
         if points:
             xs, ys = zip(*points, strict=True)
@@ -301,18 +332,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sizes", default="10000,50000,200000")
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--configs",
+        default=",".join(CONFIGS),
+        help="for the suites: which configurations to time (default: all three)",
+    )
     parser.add_argument("--nodeids", type=int, default=1_000_000)
     parser.add_argument(
         "--skip", default="", help="comma list of: suites,nodeids,api,import"
     )
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, 3 rounds")
+    parser.add_argument(
+        "--combine",
+        type=Path,
+        nargs="+",
+        metavar="RESULTS_JSON",
+        help="measure nothing: report and plot the results of earlier runs together",
+    )
     ns = parser.parse_args(argv)
     if ns.quick:
         ns.sizes, ns.repeat, ns.nodeids = "1000,3000", 3, 20_000
     skip = set(filter(None, ns.skip.split(",")))
     sizes = [int(s) for s in ns.sizes.split(",") if s]
     workloads = [w for w in ns.workloads.split(",") if w]
+    configs = [c for c in ns.configs.split(",") if c]
+    if unknown := set(configs) - set(CONFIGS):
+        parser.error(
+            f"unknown configuration(s) {sorted(unknown)}; know {list(CONFIGS)}"
+        )
     import pytest
 
     results: dict = {
@@ -324,6 +372,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "suites": {},
     }
     ns.out.mkdir(parents=True, exist_ok=True)
+    if ns.combine:
+        return write_outputs(combine(ns.combine), ns.out)
+
+    def save() -> None:
+        (ns.out / "results.json").write_text(json.dumps(results, indent=2))
+
     compile_package()
     with tempfile.TemporaryDirectory(prefix="crosscache-bench-") as tmp:
         work = Path(tmp)
@@ -336,8 +390,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                     if size <= 50_000
                     else [w for w in workloads if w in ("full", "lf", "cache-show")]
                 )
-                results["suites"][str(size)] = bench_suite(
-                    size, chosen, ns.repeat, work
+                bench_suite(
+                    size,
+                    chosen,
+                    ns.repeat,
+                    work,
+                    results["suites"].setdefault(str(size), {}),
+                    save,
+                    configs,
                 )
         if "nodeids" not in skip:
             results["nodeids"] = {
@@ -345,17 +405,34 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "timings": bench_many_nodeids(ns.nodeids, ns.repeat, work),
             }
         if "api" not in skip:
+            save()
             results["api"] = api.bench_api(work, ns.repeat)
+            save()
         if "import" not in skip:
             results["import"] = bench_import(ns.repeat)
-    (ns.out / "results.json").write_text(json.dumps(results, indent=2))
+    save()
+    return write_outputs(results, ns.out)
+
+
+def write_outputs(results: dict, out: Path) -> int:
     text = report(results)
-    (ns.out / "results.txt").write_text(text + "\n")
+    (out / "results.txt").write_text(text + "\n")
     print()
     print(text)
     if results["suites"]:
-        plot(results, ns.out / "full-run.png")
+        plot(results, out / "full-run.png")
     return 0
+
+
+def combine(paths: Sequence[Path]) -> dict:
+    """One result from several runs' ``results.json``: later files win per entry."""
+    combined: dict = {"suites": {}}
+    for path in paths:
+        results = json.loads(path.read_text())
+        for size, per_workload in results.pop("suites", {}).items():
+            combined["suites"].setdefault(size, {}).update(per_workload)
+        combined.update(results)
+    return combined
 
 
 if __name__ == "__main__":
