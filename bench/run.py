@@ -15,7 +15,9 @@ Three configurations run the same generated suites:
 Every configuration runs with plugin autoloading switched off, so no other
 installed plugin (xdist, randomly, hypothesis...) is timed.  Runs of the
 configurations alternate, in reversed order every other round, and the
-table reports medians of ``--repeat`` rounds and their ratios.  Nothing here
+table reports medians of ``--repeat`` rounds and their ratios, plus the
+median of the crosscache/builtin ratios within each round ("paired"), which
+a machine drifting in speed disturbs less.  Nothing here
 asserts a timing: the numbers are for people to read.
 """
 
@@ -117,6 +119,8 @@ def time_configs(
             "max": max(values),
             "peak_rss_kib": max(memory[name]),
             "rounds": len(values),
+            # In round order, for ratios within rounds (see paired_ratio).
+            "samples": values,
         }
         for name, values in samples.items()
     }
@@ -253,7 +257,7 @@ def report(results: dict) -> str:
         f"{results['python']}, pytest {results['pytest']}, {results['repeat']} rounds.",
         "",
         f"{'workload':<28} {'crosscache':>11} {'builtin':>9} {'nocache':>9}"
-        f" {'x builtin':>10} {'x nocache':>10}",
+        f" {'x builtin':>10} {'x nocache':>10} {'paired':>8}",
     ]
     for size, per_workload in results["suites"].items():
         for workload, timings in per_workload.items():
@@ -266,9 +270,11 @@ def report(results: dict) -> str:
             label = f"{size} tests, {workload}"
             if rounds != results["repeat"]:
                 label += f" ({rounds} rounds)"
+            paired = paired_ratio(timings, "crosscache", "builtin")
             lines.append(
                 f"{label:<28} {cells[0]:>11} {cells[1]:>9}"
                 f" {cells[2]:>9} {fmt(vs_builtin):>10} {fmt(vs_none):>10}"
+                f" {fmt(paired):>8}"
             )
     if "nodeids" in results:
         timings = results["nodeids"]["timings"]
@@ -291,6 +297,20 @@ def report(results: dict) -> str:
     if "import" in results:
         lines.append(f"import of the plugin: {results['import']['median_ms']:.1f} ms")
     return "\n".join(lines)
+
+
+def paired_ratio(timings: dict, a: str, b: str) -> float | None:
+    """The median over rounds of a's time over b's in the same round.
+
+    Runs of one round are minutes apart at most, so a machine that gets
+    faster or slower over an hour cancels out of each round's ratio; the
+    ratio of medians does not see rounds.
+    """
+    try:
+        pairs = zip(timings[a]["samples"], timings[b]["samples"], strict=True)
+    except KeyError:
+        return None
+    return statistics.median(x / y for x, y in pairs)
 
 
 def fmt(value: float | None) -> str:
