@@ -439,7 +439,7 @@ def write_outputs(results: dict, out: Path) -> int:
     (out / "results.txt").write_text(text + "\n")
     print()
     print(text)
-    if results["suites"]:
+    if any("full" in per_workload for per_workload in results["suites"].values()):
         plot(results, out / "full-run.png")
     return 0
 
