@@ -381,6 +381,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(
             f"unknown configuration(s) {sorted(unknown)}; know {list(CONFIGS)}"
         )
+    ns.out.mkdir(parents=True, exist_ok=True)
+    if ns.combine:
+        return write_outputs(combine(ns.combine), ns.out)
     import pytest
 
     results: dict = {
@@ -391,9 +394,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "repeat": ns.repeat,
         "suites": {},
     }
-    ns.out.mkdir(parents=True, exist_ok=True)
-    if ns.combine:
-        return write_outputs(combine(ns.combine), ns.out)
 
     def save() -> None:
         (ns.out / "results.json").write_text(json.dumps(results, indent=2))
@@ -424,8 +424,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "count": ns.nodeids,
                 "timings": bench_many_nodeids(ns.nodeids, ns.repeat, work),
             }
-        if "api" not in skip:
             save()
+        if "api" not in skip:
             results["api"] = api.bench_api(work, ns.repeat)
             save()
         if "import" not in skip:

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 TESTS_PER_FILE = 100
 FILES_PER_DIR = 50
 #: One file in this many holds one failing test: a small share, spread out.
 FAILING_FILE_EVERY = 50
+#: The case that fails in such a file.
+FAILING_CASE = 7
+
+
+def _modules(size: int) -> Iterator[tuple[str, int]]:
+    """(path, failing case or -1) of each test file of a suite of ``size`` tests."""
+    for index in range(max(1, size // TESTS_PER_FILE)):
+        path = f"area{index // FILES_PER_DIR:03d}/test_mod{index:05d}.py"
+        yield path, FAILING_CASE if index % FAILING_FILE_EVERY == 0 else -1
 
 
 def generate_suite(project: Path, size: int) -> None:
@@ -17,12 +27,10 @@ def generate_suite(project: Path, size: int) -> None:
         return
     project.mkdir(parents=True)
     (project / "pytest.ini").write_text("[pytest]\n")
-    files = max(1, size // TESTS_PER_FILE)
-    for index in range(files):
-        directory = project / f"area{index // FILES_PER_DIR:03d}"
-        directory.mkdir(exist_ok=True)
-        failing = 7 if index % FAILING_FILE_EVERY == 0 else -1
-        (directory / f"test_mod{index:05d}.py").write_text(
+    for module, failing in _modules(size):
+        path = project / module
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(
             "import pytest\n\n\n"
             f"@pytest.mark.parametrize('n', range({TESTS_PER_FILE}))\n"
             "def test_value(n):\n"
@@ -34,11 +42,10 @@ def suite_ids(size: int) -> tuple[list[str], list[str]]:
     """The node ids of :func:`generate_suite`'s tests: (all, failing)."""
     ids: list[str] = []
     failing: list[str] = []
-    for index in range(max(1, size // TESTS_PER_FILE)):
-        module = f"area{index // FILES_PER_DIR:03d}/test_mod{index:05d}.py"
+    for module, case in _modules(size):
         ids.extend(f"{module}::test_value[{n}]" for n in range(TESTS_PER_FILE))
-        if index % FAILING_FILE_EVERY == 0:
-            failing.append(f"{module}::test_value[7]")
+        if case >= 0:
+            failing.append(f"{module}::test_value[{case}]")
     return ids, failing
 
 
