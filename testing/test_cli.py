@@ -19,8 +19,8 @@ import pytest
 
 from pytest_crosscache import Cache
 from pytest_crosscache.cli import main
-from pytest_crosscache.lastfailed import LASTFAILED_KEY
-from pytest_crosscache.newfirst import NODEIDS_KEY
+from pytest_crosscache.selection.lastfailed import LASTFAILED_KEY
+from pytest_crosscache.selection.newfirst import NODEIDS_KEY
 
 FAILING_PROJECT = {
     "test_a": """
@@ -332,7 +332,7 @@ class TestPrune:
         ],
     )
     def test_durations(self, text: str, seconds: float) -> None:
-        from pytest_crosscache._durations import parse_duration
+        from pytest_crosscache.cli.format import parse_duration
 
         assert parse_duration(text) == seconds
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from pytest_crosscache import Cache
-from pytest_crosscache._atomic import is_temporary
 from pytest_crosscache.backends.directory import DirectoryBackend
+from pytest_crosscache.fs.atomic import is_temporary
 
 SESSIONS = 8
 FAILURES_PER_SESSION = 3

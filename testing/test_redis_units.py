@@ -9,12 +9,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_crosscache._paths import rglob_match
 from pytest_crosscache.backends._redis_journal import merge3
 from pytest_crosscache.backends._redis_url import RedisURL
 from pytest_crosscache.backends._redis_url import redact
 from pytest_crosscache.backends.directory import DirectoryBackend
 from pytest_crosscache.backends.redis_hooks import default_namespace
+from pytest_crosscache.fs.paths import rglob_match
 
 
 @pytest.mark.parametrize(

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from pytest_crosscache._atomic import TEMP_SUFFIX
+from pytest_crosscache.fs.atomic import TEMP_SUFFIX
 
 # Most file systems refuse a single path component longer than this many bytes.
+#: The records pytest's provider keeps, and where ``cache.mkdir`` puts
+#: directories: shared by the recorders, ``--cache-show`` and the command.
+LASTFAILED_KEY = "cache/lastfailed"
+NODEIDS_KEY = "cache/nodeids"
+STEPWISE_KEY = "cache/stepwise"
+DIRS_DIR = "d"
+
 MAX_COMPONENT_BYTES = 255
 
 

@@ -15,13 +15,14 @@ from typing import cast
 from typing import final
 
 from pytest_crosscache import _json
-from pytest_crosscache._cachedir import cache_dir_from_config
-from pytest_crosscache._cachedir import ensure_cache_dir
+from pytest_crosscache._keys import DIRS_DIR
 from pytest_crosscache._keys import check_dir_name
 from pytest_crosscache._keys import normalize_key
 from pytest_crosscache._warnings import warn_cache
 from pytest_crosscache.backends.directory import CachePathError
 from pytest_crosscache.backends.directory import DirectoryBackend
+from pytest_crosscache.fs.cachedir import cache_dir_from_config
+from pytest_crosscache.fs.cachedir import ensure_cache_dir
 
 if TYPE_CHECKING:
     import pytest
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-DIRS_DIR = "d"
 
 #: Keys under which ``get_or_set`` tells waiting processes that computing a
 #: value failed.

@@ -18,20 +18,21 @@ from typing import Any
 import pytest
 
 from pytest_crosscache import hookspecs
-from pytest_crosscache._cachedir import DEFAULT_CACHE_DIR
-from pytest_crosscache._cachedir import default_cache_dir
 from pytest_crosscache._warnings import shown_not_raised
 from pytest_crosscache._xdist import is_xdist_worker
 from pytest_crosscache.backends.directory import DEFAULT_LOCK_TIMEOUT
 from pytest_crosscache.backends.directory import DirectoryBackend
+from pytest_crosscache.backends.settings import LOCK_TIMEOUT_INI
+from pytest_crosscache.backends.settings import lock_timeout
 from pytest_crosscache.cache import Cache
 from pytest_crosscache.cache import cache_key
-from pytest_crosscache.lastfailed import LastFailedRecorder
-from pytest_crosscache.lastfailed import LastFailedSelection
-from pytest_crosscache.newfirst import NewFirstOrdering
-from pytest_crosscache.newfirst import NodeIdRecorder
+from pytest_crosscache.fs.cachedir import DEFAULT_CACHE_DIR
+from pytest_crosscache.fs.cachedir import default_cache_dir
+from pytest_crosscache.selection.lastfailed import LastFailedRecorder
+from pytest_crosscache.selection.lastfailed import LastFailedSelection
+from pytest_crosscache.selection.newfirst import NewFirstOrdering
+from pytest_crosscache.selection.newfirst import NodeIdRecorder
 
-LOCK_TIMEOUT_INI = "cache_lock_timeout"
 BUILTIN_CACHE = "cacheprovider"
 BUILTIN_STEPWISE = "stepwise"
 BUILTIN_MODULE = "_pytest.cacheprovider"
@@ -206,20 +207,6 @@ def pytest_crosscache_make_backend(
     return DirectoryBackend(cachedir, lock_timeout=lock_timeout(config))
 
 
-def lock_timeout(config: pytest.Config) -> float:
-    """The ``cache_lock_timeout`` ini value, checked."""
-    raw = config.getini(LOCK_TIMEOUT_INI)
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        value = -1.0
-    if not value >= 0:  # also refuses NaN
-        raise pytest.UsageError(
-            f"{LOCK_TIMEOUT_INI} must be a number of seconds >= 0, got {raw!r}"
-        )
-    return value
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
     # Before any conftest is imported, so none can see a config without
@@ -258,7 +245,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(NewFirstOrdering(nodeids), "crosscache-newfirst")
     config.pluginmanager.register(nodeids, "crosscache-nodeids")
     if config.pluginmanager.hasplugin("xdist"):
-        from pytest_crosscache._xdist import XdistNodeIds
+        from pytest_crosscache.selection.xdist import XdistNodeIds
 
         config.pluginmanager.register(XdistNodeIds(nodeids), "crosscache-xdist")
 
@@ -267,7 +254,7 @@ def pytest_configure(config: pytest.Config) -> None:
         if config.getoption("stepwise_skip") or config.getoption("stepwise_reset"):
             config.option.stepwise = True
         if config.getoption("stepwise"):
-            from pytest_crosscache.stepwise import StepwisePlugin
+            from pytest_crosscache.selection.stepwise import StepwisePlugin
 
             config.pluginmanager.register(
                 StepwisePlugin(config, cache), "crosscache-stepwise"

@@ -7,9 +7,9 @@ from collections.abc import Callable
 
 import pytest
 
-from pytest_crosscache._paths import files_below
-from pytest_crosscache.cache import DIRS_DIR
+from pytest_crosscache._keys import DIRS_DIR
 from pytest_crosscache.cache import Cache
+from pytest_crosscache.fs.paths import files_below
 
 _UNREADABLE = object()
 

@@ -41,7 +41,7 @@ class OutageJournal:
     def _locked(self) -> Iterator[None]:
         import filelock
 
-        from pytest_crosscache._cachedir import ensure_cache_dir
+        from pytest_crosscache.fs.cachedir import ensure_cache_dir
 
         ensure_cache_dir(self.cache_root)
         self.path.parent.mkdir(exist_ok=True)
@@ -112,7 +112,7 @@ class OutageJournal:
         return {k: v for k, v in data.items() if isinstance(v, dict)}
 
     def _save(self, entries: dict[str, dict[str, Any]]) -> None:
-        from pytest_crosscache._atomic import atomic_write
+        from pytest_crosscache.fs.atomic import atomic_write
 
         atomic_write(self.path, json.dumps(entries, indent=1).encode())
 

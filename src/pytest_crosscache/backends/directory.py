@@ -10,12 +10,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pytest_crosscache._atomic import atomic_write
-from pytest_crosscache._atomic import is_temporary
-from pytest_crosscache._cachedir import STAGING_SUFFIX
-from pytest_crosscache._cachedir import ensure_cache_dir
-from pytest_crosscache._paths import files_below
 from pytest_crosscache.backends.protocol import Updater
+from pytest_crosscache.fs.atomic import atomic_write
+from pytest_crosscache.fs.atomic import is_temporary
+from pytest_crosscache.fs.cachedir import STAGING_SUFFIX
+from pytest_crosscache.fs.cachedir import ensure_cache_dir
+from pytest_crosscache.fs.paths import files_below
 
 VALUES_DIR = "v"
 

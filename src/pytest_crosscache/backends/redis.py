@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
-from pytest_crosscache._paths import rglob_match
 from pytest_crosscache._warnings import shown_not_raised
 from pytest_crosscache._warnings import warn_cache
 from pytest_crosscache.backends._redis_journal import OutageJournal
@@ -48,6 +47,7 @@ from pytest_crosscache.backends._redis_url import RedisURL
 from pytest_crosscache.backends.directory import DEFAULT_LOCK_TIMEOUT
 from pytest_crosscache.backends.directory import DirectoryBackend
 from pytest_crosscache.backends.protocol import Updater
+from pytest_crosscache.fs.paths import rglob_match
 
 if TYPE_CHECKING:
     import redis

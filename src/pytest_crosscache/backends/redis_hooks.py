@@ -83,7 +83,7 @@ def pytest_crosscache_make_backend(
             "pip install 'pytest-crosscache[redis]'"
         ) from None
     from pytest_crosscache.backends.redis import RedisBackend
-    from pytest_crosscache.plugin import lock_timeout
+    from pytest_crosscache.backends.settings import lock_timeout
 
     backend = RedisBackend(
         url,

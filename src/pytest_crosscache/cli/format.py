@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 #: Seconds per unit accepted in durations.
@@ -50,3 +51,13 @@ def format_size(size: int) -> str:
         if value < 1024 or unit == "GiB":
             break
     return f"{value:.1f} {unit}"
+
+
+def dump(value: object) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def print_table(header: tuple[str, str, str], rows: list[tuple[str, str, str]]) -> None:
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(3)]
+    for key, size, age in [header, *rows]:
+        print(f"{key:<{widths[0]}}  {size:>{widths[1]}}  {age:>{widths[2]}}")

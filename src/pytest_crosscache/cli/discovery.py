@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
 
-from pytest_crosscache._cachedir import default_cache_dir
-from pytest_crosscache._cachedir import resolve_cache_dir
+from pytest_crosscache.fs.cachedir import default_cache_dir
+from pytest_crosscache.fs.cachedir import resolve_cache_dir
 
 #: Raw settings of a configuration file, by ini name.
 Settings = dict[str, object]

@@ -9,23 +9,30 @@ are merged the same way, file by file.
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
+import sys
 from collections.abc import Callable
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pytest_crosscache import _json
-from pytest_crosscache._atomic import TEMP_SUFFIX
-from pytest_crosscache._atomic import is_temporary
-from pytest_crosscache._cachedir import ensure_cache_dir
+from pytest_crosscache._keys import DIRS_DIR
+from pytest_crosscache._keys import LASTFAILED_KEY
+from pytest_crosscache._keys import NODEIDS_KEY
 from pytest_crosscache.backends.directory import DirectoryBackend
+from pytest_crosscache.cli.target import PROG
+from pytest_crosscache.cli.target import CommandError
+from pytest_crosscache.fs.atomic import TEMP_SUFFIX
+from pytest_crosscache.fs.atomic import is_temporary
+from pytest_crosscache.fs.cachedir import ensure_cache_dir
 
-LASTFAILED_KEY = "cache/lastfailed"
-NODEIDS_KEY = "cache/nodeids"
-DIRS_DIR = "d"
+if TYPE_CHECKING:
+    from pytest_crosscache.cli import AddCommand
 
 
 @dataclass
@@ -173,3 +180,39 @@ def _merge_files(source: Path, dest: Path, cachedir: Path) -> int:
             os.replace(tmp, target)
             copied += 1
     return copied
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    cwd = Path.cwd()
+    dest = Path(os.path.normpath(cwd / args.into))
+    sources: list[Path] = []
+    for name in args.sources:
+        source = Path(os.path.normpath(cwd / name))
+        if not source.is_dir():
+            raise CommandError(f"source {name!r} is not a directory", 2)
+        if source != dest and source not in sources:
+            sources.append(source)
+    try:
+        report = merge_cache_dirs(dest, sources)
+    except OSError as exc:
+        raise CommandError(f"could not merge into {str(dest)!r}: {exc}") from None
+    for problem in report.problems:
+        print(f"{PROG}: warning: {problem}", file=sys.stderr)
+    print(
+        f"merged {len(sources)} cache director{'y' if len(sources) == 1 else 'ies'} "
+        f"into {dest}: {report.values} values written, {report.failures} known "
+        f"failures, {report.files} files copied below d/"
+    )
+    return 0
+
+
+def add_commands(add: AddCommand) -> None:
+    """Add merge."""
+    merge = add(
+        "merge",
+        cmd_merge,
+        "merge cache directories (e.g. of CI shards) into DEST: failures and "
+        "known tests are united, other values taken from the newest",
+    )
+    merge.add_argument("--into", required=True, metavar="DEST")
+    merge.add_argument("sources", nargs="+", metavar="SRC")

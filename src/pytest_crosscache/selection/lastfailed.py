@@ -8,14 +8,13 @@ from typing import Any
 
 import pytest
 
+from pytest_crosscache._keys import LASTFAILED_KEY
 from pytest_crosscache._warnings import shown_not_raised
 from pytest_crosscache._warnings import warn_cache
 from pytest_crosscache._xdist import is_xdist_worker
 from pytest_crosscache.cache import ABSENT
 from pytest_crosscache.cache import DAMAGED
 from pytest_crosscache.cache import Cache
-
-LASTFAILED_KEY = "cache/lastfailed"
 
 
 def load_lastfailed(cache: Cache) -> dict[str, Any]:

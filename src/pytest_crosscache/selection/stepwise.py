@@ -9,14 +9,13 @@ from typing import Any
 import attrs
 import pytest
 
+from pytest_crosscache._keys import STEPWISE_KEY
 from pytest_crosscache._warnings import shown_not_raised
 from pytest_crosscache._warnings import warn_cache
 from pytest_crosscache._xdist import is_xdist_worker
 from pytest_crosscache.cache import ABSENT
 from pytest_crosscache.cache import DAMAGED
 from pytest_crosscache.cache import Cache
-
-STEPWISE_KEY = "cache/stepwise"
 
 
 class InvalidRecord(ValueError):

@@ -1,0 +1,41 @@
+"""The ``cache_lock_timeout`` setting, read the same way by sessions and the command."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pytest_crosscache.backends.directory import DEFAULT_LOCK_TIMEOUT
+
+if TYPE_CHECKING:
+    import pytest
+
+LOCK_TIMEOUT_INI = "cache_lock_timeout"
+
+
+def parse_lock_timeout(raw: object) -> float:
+    """Seconds from an ini value; ``None`` is the default.
+
+    :raises ValueError: naming the setting and the value when it is not a
+        number of seconds >= 0.
+    """
+    if raw is None:
+        return DEFAULT_LOCK_TIMEOUT
+    try:
+        value = float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        value = -1.0
+    if not value >= 0:  # also refuses NaN
+        raise ValueError(
+            f"{LOCK_TIMEOUT_INI} must be a number of seconds >= 0, got {raw!r}"
+        )
+    return value
+
+
+def lock_timeout(config: pytest.Config) -> float:
+    """The session's ``cache_lock_timeout``; a usage error when it is invalid."""
+    try:
+        return parse_lock_timeout(config.getini(LOCK_TIMEOUT_INI))
+    except ValueError as exc:
+        import pytest
+
+        raise pytest.UsageError(str(exc)) from None

@@ -1,0 +1,1 @@
+"""Files on disk: atomic writes, the cache directory, paths kept inside it."""

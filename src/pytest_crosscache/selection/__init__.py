@@ -1,0 +1,1 @@
+"""Which tests run and in what order: --lf/--ff, --nf, --sw, and their xdist glue."""
