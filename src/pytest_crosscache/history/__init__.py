@@ -1,0 +1,1 @@
+"""The test history: each test's recent outcomes and durations, across runs."""

@@ -1,0 +1,85 @@
+"""The records of the test history, as every reader sees them.
+
+This module is the contract between the history store and what is built on
+it (flaky analysis, slowest-first ordering, shard plans, the HTML report):
+readers use only these records, whatever the stored layout is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from statistics import median
+
+import attrs
+
+#: One character per recorded outcome of a test in a run.
+PASSED = "P"
+FAILED = "F"
+ERROR = "E"
+SKIPPED = "S"
+XFAILED = "x"
+XPASSED = "X"
+#: Failed at least once in the session, then passed on a rerun (as reported
+#: by pytest-rerunfailures): flaky evidence within one session.
+RERUN_PASSED = "R"
+
+OUTCOMES = frozenset((PASSED, FAILED, ERROR, SKIPPED, XFAILED, XPASSED, RERUN_PASSED))
+#: Outcomes that count as a test going red.
+FAILING = frozenset((FAILED, ERROR))
+#: Outcomes that count as a test going green.
+PASSING = frozenset((PASSED, RERUN_PASSED, XFAILED))
+
+
+@attrs.frozen
+class Run:
+    """One recorded pytest session."""
+
+    #: Unique per session, across machines too.
+    id: str
+    #: When the session started, in seconds since the epoch.
+    started: float
+    #: The commit the session ran on (CI variable or ``.git/HEAD``), if known.
+    revision: str | None
+    #: Whether the ``CI`` environment variable was set: CI runs cannot have
+    #: been edited between runs of the same revision.
+    ci: bool
+    #: Wall-clock seconds of the session.
+    duration: float
+    #: Tests that ran in the session.
+    tests: int
+    #: Tests that failed or errored in the session.
+    failed: int
+
+
+@attrs.frozen
+class TestHistory:
+    """A test's recent runs, oldest first."""
+
+    __test__ = False  # not a test class, whatever pytest's collector thinks
+
+    nodeid: str
+    #: One character of :data:`OUTCOMES` per recorded run, oldest first.
+    outcomes: str
+    #: Seconds (setup + call + teardown), aligned with :attr:`outcomes`.
+    durations: tuple[float, ...]
+    #: The :attr:`Run.id` of each outcome, aligned with :attr:`outcomes`.
+    run_ids: tuple[str, ...]
+
+    def median_duration(self) -> float | None:
+        """The median of the recorded durations, or ``None`` with none recorded."""
+        return median(self.durations) if self.durations else None
+
+
+@attrs.frozen
+class History:
+    """The whole recorded history, or the part of it that was asked for."""
+
+    #: Runs by :attr:`Run.id`: every run still referenced by a test's window.
+    runs: Mapping[str, Run]
+    #: Tests by node id.
+    tests: Mapping[str, TestHistory]
+
+    @classmethod
+    def empty(cls) -> History:
+        """A history with nothing recorded."""
+        return cls(runs={}, tests={})
