@@ -12,22 +12,34 @@ from statistics import median
 
 import attrs
 
-#: One character per recorded outcome of a test in a run.
-PASSED = "P"
-FAILED = "F"
-ERROR = "E"
-SKIPPED = "S"
-XFAILED = "x"
-XPASSED = "X"
-#: Failed at least once in the session, then passed on a rerun (as reported
-#: by pytest-rerunfailures): flaky evidence within one session.
-RERUN_PASSED = "R"
+# The letters live in their own module (the recorder imports them at pytest
+# start-up, without attrs); they are part of this module's contract too.
+from pytest_crosscache.history.outcomes import ERROR
+from pytest_crosscache.history.outcomes import FAILED
+from pytest_crosscache.history.outcomes import FAILING
+from pytest_crosscache.history.outcomes import OUTCOMES
+from pytest_crosscache.history.outcomes import PASSED
+from pytest_crosscache.history.outcomes import PASSING
+from pytest_crosscache.history.outcomes import RERUN_PASSED
+from pytest_crosscache.history.outcomes import SKIPPED
+from pytest_crosscache.history.outcomes import XFAILED
+from pytest_crosscache.history.outcomes import XPASSED
 
-OUTCOMES = frozenset((PASSED, FAILED, ERROR, SKIPPED, XFAILED, XPASSED, RERUN_PASSED))
-#: Outcomes that count as a test going red.
-FAILING = frozenset((FAILED, ERROR))
-#: Outcomes that count as a test going green.
-PASSING = frozenset((PASSED, RERUN_PASSED, XFAILED))
+__all__ = [
+    "ERROR",
+    "FAILED",
+    "FAILING",
+    "OUTCOMES",
+    "PASSED",
+    "PASSING",
+    "RERUN_PASSED",
+    "SKIPPED",
+    "XFAILED",
+    "XPASSED",
+    "History",
+    "Run",
+    "TestHistory",
+]
 
 
 @attrs.frozen

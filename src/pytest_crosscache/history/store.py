@@ -1,0 +1,493 @@
+"""Where the test history is kept: ordinary cache values, sharded by test file.
+
+Layout (every value is JSON, so ``--cache-show``, ``--cache-clear``, every
+backend and pytest's builtin provider handle it like any other value):
+
+``crosscache/history/runs``
+    The runs index: ``{"version": 1, "runs": {RUN_ID: {"started", "revision",
+    "ci", "duration", "tests", "failed"}}}``, the newest :data:`RUNS_KEPT`.
+``crosscache/history/tests/NN``
+    One of :data:`BUCKETS` buckets (``NN`` in hex), chosen by a stable hash
+    of the test's file: ``{"version": 1, "runs": [[RUN_ID, STARTED,
+    REVISION, CI], ...], "files": {FILE: {NAME: CELLS}}}``.  ``runs`` are
+    the bucket's columns, oldest first; ``CELLS`` holds three characters
+    per column: the outcome letter (``.`` when the test did not run in
+    that run) and its duration in two characters (a log scale from 1 us
+    to 11 days in 4096 steps, 0.35% apart; see ``history/_bucket.py``).
+    A node id is ``FILE::NAME`` (just ``FILE`` when ``NAME`` is empty).
+``crosscache/history/durations/NN``
+    ``{FILE: {NAME: SECONDS}}``: each test's median duration over its
+    window, rewritten with its bucket, so that :func:`recorded_durations`
+    reads small values and computes nothing.  Durations imported with
+    ``crosscache durations --import`` live here too, until measured ones
+    replace them.
+
+A session touches only the buckets of the files whose tests ran, so a small
+run (``--lf``) reads and writes a small part of a big suite's history.  Every
+outcome stays tied to its run id, so histories combine as a union by run
+id: the same run met twice (merging shard caches that share an ancestor)
+counts once.  Writers hold the single lock :data:`LOCK_KEY` around the
+whole read-modify-write of the keys they touch.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Collection
+from collections.abc import Iterable
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+from typing import Any
+
+from pytest_crosscache.history._bucket import FORMAT_VERSION
+from pytest_crosscache.history._bucket import Bucket
+from pytest_crosscache.history._bucket import Column
+from pytest_crosscache.history._bucket import OnDamage
+from pytest_crosscache.history._bucket import decode_json
+from pytest_crosscache.history._bucket import encode_json
+from pytest_crosscache.history._bucket import is_number
+from pytest_crosscache.history._bucket import report_damage
+from pytest_crosscache.history._bucket import split_nodeid
+from pytest_crosscache.history.model import History
+from pytest_crosscache.history.model import Run
+from pytest_crosscache.history.model import TestHistory
+
+if TYPE_CHECKING:
+    from pytest_crosscache.backends.protocol import Backend
+    from pytest_crosscache.cache import Cache
+
+HISTORY_PREFIX = "crosscache/history"
+RUNS_KEY = f"{HISTORY_PREFIX}/runs"
+TESTS_PREFIX = f"{HISTORY_PREFIX}/tests"
+DURATIONS_PREFIX = f"{HISTORY_PREFIX}/durations"
+#: The lock every writer of the history holds (no value is stored there).
+LOCK_KEY = HISTORY_PREFIX
+
+#: How many buckets the tests are spread over.  Part of the layout: a
+#: different number would put files in other buckets.
+BUCKETS = 256
+#: Runs kept per test unless ``cache_history_runs`` says otherwise.
+DEFAULT_WINDOW = 20
+#: Runs kept in the runs index (the buckets know each run they reference).
+RUNS_KEPT = 500
+
+# --- keys -------------------------------------------------------------------
+
+
+def bucket_of(file: str) -> int:
+    """The bucket of a test file: a hash that is the same on every machine."""
+    return zlib.crc32(file.encode("utf-8", "surrogateescape")) % BUCKETS
+
+
+def tests_key(index: int) -> str:
+    return f"{TESTS_PREFIX}/{index:02x}"
+
+
+def durations_key(index: int) -> str:
+    return f"{DURATIONS_PREFIX}/{index:02x}"
+
+
+def history_keys() -> list[str]:
+    """Every key the history may use."""
+    return [
+        RUNS_KEY,
+        *(tests_key(i) for i in range(BUCKETS)),
+        *(durations_key(i) for i in range(BUCKETS)),
+    ]
+
+
+# --- the runs index ---------------------------------------------------------
+
+
+def _run_to_json(run: Run) -> dict[str, Any]:
+    return {
+        "started": run.started,
+        "revision": run.revision,
+        "ci": run.ci,
+        "duration": run.duration,
+        "tests": run.tests,
+        "failed": run.failed,
+    }
+
+
+def _run_from_json(run_id: str, value: object) -> Run | None:
+    if not isinstance(value, dict):
+        return None
+    started = value.get("started")
+    revision = value.get("revision")
+    duration = value.get("duration", 0.0)
+    tests = value.get("tests", 0)
+    failed = value.get("failed", 0)
+    if (
+        not is_number(started)
+        or not (revision is None or isinstance(revision, str))
+        or not is_number(duration)
+        or not isinstance(tests, int)
+        or not isinstance(failed, int)
+    ):
+        return None
+    return Run(
+        id=run_id,
+        started=float(started),  # type: ignore[arg-type]
+        revision=revision,
+        ci=bool(value.get("ci", False)),
+        duration=float(duration),
+        tests=tests,
+        failed=failed,
+    )
+
+
+def read_runs(backend: Backend, on_damage: OnDamage | None = None) -> dict[str, Run]:
+    """The runs index, by run id; damaged entries are left out."""
+    stored = decode_json(backend.read(RUNS_KEY), RUNS_KEY, on_damage)
+    if stored is None:
+        return {}
+    raw = stored.get("runs") if isinstance(stored, dict) else None
+    if not isinstance(raw, dict):
+        report_damage(on_damage, f"{RUNS_KEY!r} is not a runs index")
+        return {}
+    runs: dict[str, Run] = {}
+    for run_id, value in raw.items():
+        run = _run_from_json(run_id, value)
+        if run is None:
+            report_damage(on_damage, f"{RUNS_KEY!r}: run {run_id!r} is damaged")
+        else:
+            runs[run_id] = run
+    return runs
+
+
+def _runs_bytes(runs: Mapping[str, Run]) -> bytes:
+    newest = sorted(runs.values(), key=lambda run: (run.started, run.id))[-RUNS_KEPT:]
+    return encode_json(
+        {
+            "version": FORMAT_VERSION,
+            "runs": {run.id: _run_to_json(run) for run in newest},
+        }
+    )
+
+
+# --- durations keys ---------------------------------------------------------
+
+
+def _parse_durations(
+    data: bytes | None, key: str, on_damage: OnDamage | None
+) -> dict[str, dict[str, float]]:
+    stored = decode_json(data, key, on_damage)
+    if stored is None:
+        return {}
+    if not isinstance(stored, dict):
+        report_damage(on_damage, f"{key!r} is not a mapping of durations")
+        return {}
+    result: dict[str, dict[str, float]] = {}
+    bad = 0
+    for file, tests in stored.items():
+        if not isinstance(tests, dict):
+            bad += 1
+            continue
+        kept = {
+            name: float(seconds)
+            for name, seconds in tests.items()
+            if is_number(seconds) and seconds >= 0
+        }
+        bad += len(tests) - len(kept)
+        if kept:
+            result[file] = kept
+    if bad:
+        report_damage(on_damage, f"{key!r}: left out {bad} damaged entries")
+    return result
+
+
+def recorded_durations_from_backend(
+    backend: Backend, *, on_damage: OnDamage | None = None
+) -> dict[str, float]:
+    """Node id -> typical duration in seconds (the median of its window).
+
+    Reads only the small durations values; tests with no recorded run but
+    imported durations (``crosscache durations --import``) are included.
+    """
+    durations: dict[str, float] = {}
+    for index in range(BUCKETS):
+        key = durations_key(index)
+        data = backend.read(key)
+        if data is None:
+            continue
+        for file, tests in _parse_durations(data, key, on_damage).items():
+            for name, seconds in tests.items():
+                durations[f"{file}::{name}" if name else file] = seconds
+    return durations
+
+
+def recorded_durations(cache: Cache) -> dict[str, float]:
+    """:func:`recorded_durations_from_backend` of a session's cache."""
+    return recorded_durations_from_backend(cache.backend)
+
+
+# --- reading ----------------------------------------------------------------
+
+
+def load_history_from_backend(
+    backend: Backend,
+    nodeids: Collection[str] | None = None,
+    *,
+    on_damage: OnDamage | None = None,
+) -> History:
+    """The whole history, or only that of ``nodeids`` (reading only their buckets).
+
+    :param on_damage: called with a sentence naming each damaged value that
+        was (partly) left out; by default damage is skipped silently.
+    """
+    wanted: dict[int, set[tuple[str, str]]] | None = None
+    if nodeids is not None:
+        wanted = {}
+        for nodeid in nodeids:
+            file, name = split_nodeid(nodeid)
+            wanted.setdefault(bucket_of(file), set()).add((file, name))
+        indices: Iterable[int] = sorted(wanted)
+    else:
+        indices = range(BUCKETS)
+    runs = read_runs(backend, on_damage)
+    tests: dict[str, TestHistory] = {}
+    for index in indices:
+        key = tests_key(index)
+        data = backend.read(key)
+        if data is None:
+            continue
+        bucket = Bucket.parse(data, key, on_damage)
+        pairs: Iterable[tuple[str, str]] = (
+            ((file, name) for file, names in bucket.files.items() for name in names)
+            if wanted is None
+            else wanted[index]
+        )
+        referenced: set[str] = set()
+        for file, name in pairs:
+            history = bucket.test_history(file, name)
+            if history is not None and history.outcomes:
+                tests[history.nodeid] = history
+                referenced.update(history.run_ids)
+        for run_id, started, revision, ci in bucket.columns:
+            if run_id in referenced and run_id not in runs:
+                # Older than the runs index keeps: what the bucket knows.
+                runs[run_id] = Run(
+                    id=run_id,
+                    started=started,
+                    revision=revision,
+                    ci=ci,
+                    duration=0.0,
+                    tests=0,
+                    failed=0,
+                )
+    return History(runs=runs, tests=tests)
+
+
+def load_history(cache: Cache, nodeids: Collection[str] | None = None) -> History:
+    """Whole history, or only these tests (cheap when few)."""
+    return load_history_from_backend(cache.backend, nodeids)
+
+
+# --- writing ----------------------------------------------------------------
+
+
+def record_run(
+    backend: Backend,
+    run: Run,
+    results: Mapping[str, tuple[str, float]],
+    *,
+    window: int = DEFAULT_WINDOW,
+    collected: Collection[str] | None = None,
+    want: Collection[str] = (),
+    on_damage: OnDamage | None = None,
+) -> dict[str, TestHistory]:
+    """Add one session's outcomes to the history: one locked read-modify-write.
+
+    :param results: node id -> (outcome letter, seconds) of every test that ran.
+    :param window: runs kept per test (``cache_history_runs``).
+    :param collected: every node id of a whole-suite collection, if the
+        session made one: tests of the history not in it are forgotten
+        (this reads every bucket).
+    :param want: node ids whose updated histories to return, e.g. this
+        session's failures (read from what was written, at no extra cost).
+    :raises OSError: if the storage or its lock fails (``TimeoutError``
+        when the lock stays taken); nothing is half-written per value.
+    """
+    grouped: dict[int, dict[str, dict[str, tuple[str, float]]]] = {}
+    files: dict[str, int] = {}
+    for nodeid, result in results.items():
+        file, _, name = nodeid.partition("::")
+        index = files.get(file)
+        if index is None:
+            index = files[file] = bucket_of(file)
+        grouped.setdefault(index, {}).setdefault(file, {})[name] = result
+    wanted: dict[int, set[tuple[str, str]]] = {}
+    for nodeid in want:
+        file, name = split_nodeid(nodeid)
+        wanted.setdefault(bucket_of(file), set()).add((file, name))
+    indices = set(grouped) if collected is None else set(range(BUCKETS))
+    column: Column = (run.id, run.started, run.revision, run.ci)
+    found: dict[str, TestHistory] = {}
+    with backend.lock(LOCK_KEY):
+        for index in sorted(indices):
+            key = tests_key(index)
+            data = backend.read(key)
+            if data is None and index not in grouped:
+                continue
+            bucket = Bucket.parse(data, key, on_damage)
+            ran = grouped.get(index)
+            if ran is not None:
+                bucket.add_run(column, ran, window)
+            gone = bucket.forget(collected) if collected is not None else set()
+            if ran is None and not gone:
+                continue
+            _write_bucket(backend, index, bucket, data)
+            _update_durations(
+                backend,
+                index,
+                bucket.medians(
+                    (file, name)
+                    for file, tests in (ran or {}).items()
+                    for name in tests
+                ),
+                gone,
+                on_damage,
+            )
+            for file, name in wanted.get(index, ()):
+                history = bucket.test_history(file, name)
+                if history is not None:
+                    found[history.nodeid] = history
+        runs = read_runs(backend, on_damage)
+        runs[run.id] = run
+        backend.write(RUNS_KEY, _runs_bytes(runs))
+    return found
+
+
+def _write_bucket(
+    backend: Backend, index: int, bucket: Bucket, before: bytes | None
+) -> None:
+    key = tests_key(index)
+    if bucket:
+        backend.write(key, bucket.to_bytes())
+    elif before is not None:
+        backend.delete(key)
+
+
+def _update_durations(
+    backend: Backend,
+    index: int,
+    medians: Mapping[str, Mapping[str, float]],
+    gone: Collection[tuple[str, str]],
+    on_damage: OnDamage | None,
+) -> None:
+    key = durations_key(index)
+    before = backend.read(key)
+    durations = _parse_durations(before, key, on_damage)
+    for file, measured in medians.items():
+        durations.setdefault(file, {}).update(measured)
+    for file, name in gone:
+        tests = durations.get(file)
+        if tests is not None:
+            tests.pop(name, None)
+            if not tests:
+                del durations[file]
+    if durations:
+        backend.write(key, encode_json(durations))
+    elif before is not None:
+        backend.delete(key)
+
+
+def import_durations(
+    backend: Backend,
+    durations: Mapping[str, float],
+    *,
+    on_damage: OnDamage | None = None,
+) -> int:
+    """Store durations from elsewhere for tests with no recorded runs.
+
+    Measured durations win: tests with a recorded history keep theirs.
+    Returns how many tests got an imported duration.
+    """
+    grouped: dict[int, dict[str, dict[str, float]]] = {}
+    for nodeid, seconds in durations.items():
+        file, name = split_nodeid(nodeid)
+        grouped.setdefault(bucket_of(file), {}).setdefault(file, {})[name] = seconds
+    imported = 0
+    with backend.lock(LOCK_KEY):
+        for index, files in sorted(grouped.items()):
+            bucket = Bucket.parse(
+                backend.read(tests_key(index)), tests_key(index), on_damage
+            )
+            key = durations_key(index)
+            stored = _parse_durations(backend.read(key), key, on_damage)
+            for file, tests in files.items():
+                measured = bucket.files.get(file, {})
+                for name, seconds in tests.items():
+                    if name not in measured:
+                        stored.setdefault(file, {})[name] = float(f"{seconds:.4g}")
+                        imported += 1
+            backend.write(key, encode_json(stored))
+    return imported
+
+
+def merge_history(
+    target: Backend, sources: Iterable[Backend], *, on_damage: OnDamage | None = None
+) -> int:
+    """Unite the histories of ``sources`` into ``target``, by run id.
+
+    Returns how many runs the target's index holds afterwards.  Merging the
+    same source twice changes nothing the second time.
+    """
+    sources = list(sources)
+    with target.lock(LOCK_KEY):
+        for index in range(BUCKETS):
+            key = tests_key(index)
+            before = target.read(key)
+            bucket = Bucket.parse(before, key, on_damage)
+            dkey = durations_key(index)
+            dbefore = target.read(dkey)
+            durations = _parse_durations(dbefore, dkey, on_damage)
+            changed = False
+            for source in sources:
+                data = source.read(key)
+                if data is not None:
+                    bucket.merge(Bucket.parse(data, source.location(key), on_damage))
+                    changed = True
+                ddata = source.read(dkey)
+                if ddata is not None:
+                    for file, tests in _parse_durations(
+                        ddata, source.location(dkey), on_damage
+                    ).items():
+                        mine = durations.setdefault(file, {})
+                        for name, seconds in tests.items():
+                            mine.setdefault(name, seconds)
+                    changed = True
+            if not changed:
+                continue
+            # Measured medians over the united windows replace both sides'.
+            for file, tests in bucket.medians().items():
+                durations.setdefault(file, {}).update(tests)
+            _write_bucket(target, index, bucket, before)
+            if durations:
+                target.write(dkey, encode_json(durations))
+        runs = read_runs(target, on_damage)
+        for source in sources:
+            for run_id, run in read_runs(source, on_damage).items():
+                runs.setdefault(run_id, run)
+        if runs:
+            target.write(RUNS_KEY, _runs_bytes(runs))
+        return min(len(runs), RUNS_KEPT)
+
+
+__all__ = [
+    "BUCKETS",
+    "DEFAULT_WINDOW",
+    "DURATIONS_PREFIX",
+    "HISTORY_PREFIX",
+    "LOCK_KEY",
+    "RUNS_KEY",
+    "TESTS_PREFIX",
+    "import_durations",
+    "load_history",
+    "load_history_from_backend",
+    "merge_history",
+    "record_run",
+    "recorded_durations",
+    "recorded_durations_from_backend",
+]
