@@ -16,6 +16,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -70,7 +71,8 @@ class RedisServer:
     @property
     def url(self) -> str:
         scheme = "rediss" if self.tls else "redis"
-        auth = f":{self.password}@" if self.password else ""
+        # Percent-encoded, so that passwords with '@', '/', '?' or '#' work.
+        auth = f":{quote(self.password, safe='')}@" if self.password else ""
         host = "localhost" if self.tls else "127.0.0.1"
         query = f"?ssl_ca_certs={self.tls[0]}" if self.tls else ""
         return f"{scheme}://{auth}{host}:{self.port}/0{query}"

@@ -38,8 +38,10 @@ from typing import Any
 
 from pytest_crosscache._warnings import shown_not_raised
 from pytest_crosscache._warnings import warn_cache
+from pytest_crosscache.backends._redis_errors import describe
 from pytest_crosscache.backends._redis_journal import OutageJournal
 from pytest_crosscache.backends._redis_journal import merge3
+from pytest_crosscache.backends._redis_lock import LEASE_SECONDS
 from pytest_crosscache.backends._redis_lock import Backoff
 from pytest_crosscache.backends._redis_lock import Lease
 from pytest_crosscache.backends._redis_lock import acquire
@@ -115,6 +117,13 @@ class RedisBackend:
         self._client: redis.Redis | None = None
         #: None: not tried yet; True: connected; False: given up for the session.
         self._online: bool | None = None
+        #: False once the server refused a write (out of memory, a read-only
+        #: replica, an ACL): reads still come from it, writes stay local.
+        self._writable = True
+        #: Keys written locally while the server refused writes: read locally.
+        self._diverted: set[str] = set()
+        #: A lock's lease: how long a holder that stops renewing keeps it.
+        self._lease_seconds = LEASE_SECONDS
         self._state = threading.RLock()
         self._prefetched: dict[str, bytes | None] = {}
         self._prefetched_at = 0.0
@@ -143,8 +152,10 @@ class RedisBackend:
     ) -> RedisBackend:
         """A backend for ``url`` outside a pytest session (scripts, the CLI).
 
-        :raises ValueError: if the URL's scheme is not ``redis``, ``rediss``
-            or ``unix``; the message shows the URL without its password.
+        :raises ValueError: if the URL is not a usable ``redis://``,
+            ``rediss://`` or ``unix://`` URL (an unknown query parameter, a
+            TLS option without TLS, a password with unencoded ``/?#@``); the
+            message shows the URL without its password.
         """
         return cls(
             RedisURL(url),
@@ -178,7 +189,8 @@ class RedisBackend:
 
         # No retries and no client-info handshake (two round trips saved):
         # one bounded attempt.  Timeouts in the URL's query (?socket_timeout=10)
-        # win over these.
+        # win over these.  The connection is built from the parse that was
+        # checked and is shown, never from the URL's text.
         options: dict[str, Any] = {
             "socket_connect_timeout": self.connect_timeout,
             "socket_timeout": self.operation_timeout,
@@ -190,13 +202,21 @@ class RedisBackend:
             options.update(lib_name=None, lib_version=None)
         else:
             options.update(driver_info=None)
-        client = redis.Redis.from_url(self.url.secret, **options)
+        options.update(self.url.connection_options())
+        client = redis.Redis(**options)
         self._client = client
         self._online = True
         try:
-            self._outage_journal.replay(
-                lambda key, base, written: self._replay(client, key, base, written)
-            )
+            try:
+                self._outage_journal.replay(
+                    lambda key, base, written: self._replay(client, key, base, written)
+                )
+            except _redis_errors() as exc:
+                # A server that refuses writes can still be read from; the
+                # journal waits for a session that may write.
+                self._fail(exc, writing=True)
+                if not self._online:
+                    return
             names = [self._value_key(key) for key in PREFETCH]
             values = client.mget(names)
         except _redis_errors() as exc:
@@ -208,8 +228,25 @@ class RedisBackend:
         self._prefetched_at = time.monotonic()
         self._seen.update(self._prefetched)
 
-    def _fail(self, exc: BaseException) -> None:
-        """Give up on Redis for the rest of the session, with one warning."""
+    def _fail(self, exc: BaseException, *, writing: bool = False) -> None:
+        """Give up on Redis for the rest of the session, with one warning.
+
+        A write the server refuses (``writing``, and a problem of kind
+        ``refused``) only stops this session's writes: reads go on.
+        """
+        problem = describe(exc, self.url)
+        where = f"cache backend Redis at {self.url.address}"
+        if writing and problem.kind == "refused":
+            with self._state:
+                if not self._writable or not self._online:
+                    return
+                self._writable = False
+            self._report(
+                f"{where} {problem.text}; this session keeps what it writes in "
+                f"{self.local.root} (reads still come from Redis) and the next "
+                "session that may write sends it there"
+            )
+            return
         with self._state:
             if self._online is False:
                 return
@@ -219,17 +256,23 @@ class RedisBackend:
         if client is not None:
             with contextlib.suppress(Exception):
                 client.close()
-        reason = self.url.scrub(f"{type(exc).__name__}: {exc}")
-        message = (
-            f"cache backend Redis at {self.url.address} is unreachable "
-            f"({reason}); this session keeps its cache in {self.local.root} "
-            "and the next session that reaches Redis sends it there"
+        self._report(
+            f"{where} {problem.text}; this session keeps its cache in "
+            f"{self.local.root} and the next session that reaches Redis sends "
+            "it there"
         )
+
+    def _report(self, message: str) -> None:
         if self.on_outage is not None:
             self.on_outage(message)
             return
         with shown_not_raised():
             warn_cache(message)
+
+    def _writer(self) -> redis.Redis | None:
+        """The client while Redis answers and accepts writes."""
+        client = self._connection()
+        return client if self._writable else None
 
     # -- names --------------------------------------------------------------
 
@@ -249,7 +292,7 @@ class RedisBackend:
 
     def read(self, key: str) -> bytes | None:
         client = self._connection()
-        if client is not None:
+        if client is not None and key not in self._diverted:
             if key in self._prefetched:
                 data = self._prefetched.pop(key)
                 if time.monotonic() - self._prefetched_at <= PREFETCH_FRESH:
@@ -270,7 +313,7 @@ class RedisBackend:
 
     def modified(self, key: str) -> float | None:
         client = self._connection()
-        if client is not None:
+        if client is not None and key not in self._diverted:
             try:
                 stamp = client.hget(self._meta, key)
             except _redis_errors() as exc:
@@ -287,9 +330,13 @@ class RedisBackend:
             except _redis_errors() as exc:
                 self._fail(exc)
             else:
+                found = set()
                 for raw in names:
                     name = _as_bytes(raw) or b""
-                    key = name.decode("utf-8", "surrogateescape")
+                    found.add(name.decode("utf-8", "surrogateescape"))
+                # Keys written locally while the server refused writes.
+                found.update(self._diverted)
+                for key in found:
                     if key and rglob_match(key, pattern):
                         yield key
                 return
@@ -298,7 +345,7 @@ class RedisBackend:
     # -- writes -------------------------------------------------------------
 
     def write(self, key: str, data: bytes) -> None:
-        client = self._connection()
+        client = self._writer()
         self._prefetched.pop(key, None)
         if client is not None:
             try:
@@ -307,7 +354,7 @@ class RedisBackend:
                     pipe.hset(self._meta, key, _stamp())
                     pipe.execute()
             except _redis_errors() as exc:
-                self._fail(exc)
+                self._fail(exc, writing=True)
             else:
                 self._seen[key] = data
                 self._write_through(key, data)
@@ -324,7 +371,7 @@ class RedisBackend:
                 self.local.write(key, data)
 
     def delete(self, key: str) -> bool:
-        client = self._connection()
+        client = self._writer()
         self._prefetched.pop(key, None)
         if client is not None:
             try:
@@ -333,7 +380,7 @@ class RedisBackend:
                     pipe.hdel(self._meta, key)
                     existed, _ = pipe.execute()
             except _redis_errors() as exc:
-                self._fail(exc)
+                self._fail(exc, writing=True)
             else:
                 self._seen[key] = None
                 self._write_through(key, None)
@@ -342,17 +389,18 @@ class RedisBackend:
         return self.local.delete(key)
 
     def update(self, key: str, updater: Updater) -> bytes | None:
-        client = self._connection()
+        client = self._writer()
         self._prefetched.pop(key, None)
         if client is not None:
             try:
                 result = self._remote_update(client, key, updater)
             except _redis_errors() as exc:
-                self._fail(exc)
+                self._fail(exc, writing=True)
             else:
                 return result
         with self.local.lock(key):
-            old = self._offline_read(key)
+            # From Redis while it still answers reads (it refused a write).
+            old = self.read(key)
             new = updater(old)
             if new is None or new == old:
                 return old
@@ -412,7 +460,7 @@ class RedisBackend:
     @contextmanager
     def lock(self, key: str, timeout: float | None = None) -> Iterator[None]:
         wait = self.lock_timeout if timeout is None else timeout
-        client = self._connection()
+        client = self._writer()
         lease: Lease | None = None
         if client is not None:
             try:
@@ -421,9 +469,10 @@ class RedisBackend:
                     self._lock_key(key),
                     wait,
                     lambda: self._timeout(key, wait),
+                    self._lease_seconds,
                 )
             except _redis_errors() as exc:
-                self._fail(exc)
+                self._fail(exc, writing=True)
         if lease is None:
             with self.local.lock(key, timeout):
                 yield
@@ -436,16 +485,35 @@ class RedisBackend:
             except _redis_errors() as exc:
                 # The lease runs out on its own; the session goes local.
                 self._fail(exc)
+            if not lease.exclusive:
+                self._lost_lock(key, lease)
+
+    def _lost_lock(self, key: str, lease: Lease) -> None:
+        held = time.monotonic() - lease.acquired
+        how = (
+            "another process holds it now"
+            if lease.lost
+            else "it was taken back, but another process may have held it meanwhile"
+        )
+        with shown_not_raised():
+            warn_cache(
+                f"the lock on cache key {key!r} (Redis key {self._lock_key(key)!r} "
+                f"at {self.url.address}) ran out while this process held it "
+                f"({held:.0f}s; Redis did not answer its renewals for longer than "
+                f"the {self._lease_seconds:g}s lease, or this process was "
+                f"paused): {how}, so the work done under it may have been done "
+                "twice"
+            )
 
     # -- housekeeping -------------------------------------------------------
 
     def clear(self) -> None:
-        client = self._connection()
+        client = self._writer()
         if client is not None:
             try:
                 client.eval(_CLEAR, 1, self._meta, self._value_prefix)
             except _redis_errors() as exc:
-                self._fail(exc)
+                self._fail(exc, writing=True)
             else:
                 self._seen.clear()
         # What the outage journal would replay is cleared too.
@@ -463,6 +531,7 @@ class RedisBackend:
         self._outage_journal.note(key, lambda: self._offline_read(key))
         # From now on the local copy is this session's truth for the key.
         self._seen.pop(key, None)
+        self._diverted.add(key)
 
     def _replay(
         self,

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_crosscache.backends._redis_url import RedisURL
+from pytest_crosscache.backends._redis_url import redact
+from pytest_crosscache.backends.settings import expand_variables
 
 if TYPE_CHECKING:
     import pytest
@@ -26,14 +28,22 @@ BACKEND_INI = "cache_backend"
 NAMESPACE_INI = "cache_namespace"
 
 
+def choose_url(option: str | None, ini: str | None) -> str | None:
+    """The Redis URL: the option, else ``$PYTEST_CACHE_BACKEND``, else the ini value.
+
+    Environment variables in the ini value are expanded, those not set to
+    nothing; an empty result means no Redis.  Sessions and the
+    ``crosscache`` command both choose here.
+    """
+    value = option or os.environ.get(BACKEND_ENV) or expand_variables(ini or "")
+    return value.strip() or None
+
+
 def configured_url(config: pytest.Config) -> str | None:
     """The Redis URL of the session: option, then environment, then ini."""
-    value = config.getoption(BACKEND_OPTION, None)
-    if not value:
-        value = os.environ.get(BACKEND_ENV, "")
-    if not value:
-        value = os.path.expandvars(str(config.getini(BACKEND_INI) or ""))
-    return value.strip() or None
+    return choose_url(
+        config.getoption(BACKEND_OPTION, None), str(config.getini(BACKEND_INI) or "")
+    )
 
 
 def default_namespace(rootpath: Path) -> str:
@@ -48,11 +58,15 @@ def default_namespace(rootpath: Path) -> str:
     return f"{name}/{tox_env}" if tox_env else name
 
 
+def choose_namespace(ini: str | None, rootpath: Path) -> str:
+    """The ``cache_namespace`` value with variables expanded, or the default."""
+    value = expand_variables(ini or "").strip()
+    return value or default_namespace(rootpath)
+
+
 def namespace_from_config(config: pytest.Config) -> str:
-    """The ``cache_namespace`` ini value with variables expanded, or the default."""
-    raw = str(config.getini(NAMESPACE_INI) or "")
-    value = os.path.expandvars(raw).strip()
-    return value or default_namespace(config.rootpath)
+    """The session's namespace: :func:`choose_namespace` of its ini value."""
+    return choose_namespace(str(config.getini(NAMESPACE_INI) or ""), config.rootpath)
 
 
 def check_url(value: str) -> RedisURL:
@@ -139,6 +153,5 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     if value is None:
         return None
     return (
-        f"cache backend: {RedisURL(value).redacted} "
-        f"(namespace {namespace_from_config(config)!r})"
+        f"cache backend: {redact(value)} (namespace {namespace_from_config(config)!r})"
     )

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from pytest_crosscache import _json
-from pytest_crosscache.backends.redis_hooks import BACKEND_ENV
 from pytest_crosscache.backends.redis_hooks import BACKEND_INI
 from pytest_crosscache.backends.redis_hooks import NAMESPACE_INI
-from pytest_crosscache.backends.redis_hooks import default_namespace
+from pytest_crosscache.backends.redis_hooks import choose_namespace
+from pytest_crosscache.backends.redis_hooks import choose_url
 from pytest_crosscache.backends.settings import LOCK_TIMEOUT_INI
 from pytest_crosscache.backends.settings import parse_lock_timeout
 from pytest_crosscache.cli.discovery import Project
@@ -70,12 +70,8 @@ def open_backend(cachedir: Path, project: Project, url: str | None) -> Backend:
         timeout = parse_lock_timeout(project.setting(LOCK_TIMEOUT_INI))
     except ValueError as exc:
         raise CommandError(str(exc), 2) from None
-    url = (
-        url
-        or os.environ.get(BACKEND_ENV)
-        or os.path.expandvars(project.setting(BACKEND_INI) or "")
-    ).strip()
-    if not url:
+    url = choose_url(url, project.setting(BACKEND_INI))
+    if url is None:
         return DirectoryBackend(cachedir, lock_timeout=timeout)
 
     import importlib.util
@@ -88,13 +84,16 @@ def open_backend(cachedir: Path, project: Project, url: str | None) -> Backend:
             "the cache backend needs redis-py: pip install 'pytest-crosscache[redis]'",
             2,
         )
-    namespace = os.path.expandvars(project.setting(NAMESPACE_INI) or "").strip()
-    return RedisBackend.from_url(
-        url,
-        namespace=namespace or default_namespace(project.rootdir),
-        cachedir=cachedir,
-        lock_timeout=timeout,
-    )
+    try:
+        return RedisBackend.from_url(
+            url,
+            namespace=choose_namespace(project.setting(NAMESPACE_INI), project.rootdir),
+            cachedir=cachedir,
+            lock_timeout=timeout,
+        )
+    except ValueError as exc:
+        # The URL's message, password masked: a usage error.
+        raise CommandError(str(exc), 2) from None
 
 
 def sorted_keys(backend: Backend, glob: str) -> list[str]:
