@@ -100,7 +100,8 @@ def _add_backend_options(parser: pytest.Parser) -> None:
         "cache_namespace",
         default="",
         help="Prefix that keeps this project's values apart on a shared Redis "
-        "server (environment variables expanded; default: the rootdir's name)",
+        "server (environment variables expanded; default: the project's git "
+        "remote, else its [project] name, else the rootdir's name)",
     )
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from pytest_crosscache.backends._redis_url import RedisURL
 from pytest_crosscache.backends._redis_url import redact
+from pytest_crosscache.backends.namespace import default_namespace
 from pytest_crosscache.backends.settings import expand_variables
 
 if TYPE_CHECKING:
@@ -46,20 +47,11 @@ def configured_url(config: pytest.Config) -> str | None:
     )
 
 
-def default_namespace(rootpath: Path) -> str:
-    """The rootdir's name, plus the tox environment's when run by tox.
-
-    The same for every checkout of a project that keeps the repository's
-    name, on whichever machine, while different projects on one server stay
-    apart; tox environments stay apart as their local caches do.
-    """
-    name = rootpath.name or "root"
-    tox_env = os.environ.get("TOX_ENV_NAME")
-    return f"{name}/{tox_env}" if tox_env else name
-
-
 def choose_namespace(ini: str | None, rootpath: Path) -> str:
-    """The ``cache_namespace`` value with variables expanded, or the default."""
+    """The ``cache_namespace`` value with variables expanded, or the default.
+
+    The default is the project's identity (:mod:`.namespace`).
+    """
     value = expand_variables(ini or "").strip()
     return value or default_namespace(rootpath)
 
