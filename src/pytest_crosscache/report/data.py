@@ -241,6 +241,7 @@ def build_report(
     *,
     verdicts: Mapping[str, Verdict] | None = None,
     jobs: Sequence[Sequence[str]] | None = None,
+    durations: Mapping[str, float] | None = None,
     title: str = "Test history",
     source: str = "",
     generated: float = 0.0,
@@ -252,7 +253,9 @@ def build_report(
     :param verdicts: the flaky analysis, by node id; without it the page has
         no flaky section and counts no flaky or new tests.
     :param jobs: a shard plan, as the node ids of each job; the lanes are
-        drawn with the tests' median durations.
+        drawn with ``durations``.
+    :param durations: each test's typical duration, such as the medians
+        the history store keeps; computed from the history when not given.
     :param top: rows shown per section; the rest are only counted.
     :param columns: the most recent runs shown in strips and charts.
     """
@@ -303,7 +306,15 @@ def build_report(
             if verdict.status == NEW and nodeid in history.tests
         )
 
-    timed = [(test, _median(test.durations)) for test in tests if test.durations]
+    if durations is None:
+        durations = {
+            test.nodeid: _median(test.durations) for test in tests if test.durations
+        }
+    timed = [
+        (test, seconds)
+        for test in tests
+        if test.durations and (seconds := durations.get(test.nodeid)) is not None
+    ]
     slowest = heapq.nlargest(top, timed, key=lambda pair: (pair[1], pair[0].nodeid))
     slow_rows = tuple(
         SlowRow(test.nodeid, seconds, test.durations, *_halves(test.durations))
@@ -312,8 +323,7 @@ def build_report(
 
     plan = None
     if jobs is not None:
-        medians = {test.nodeid: seconds for test, seconds in timed}
-        plan = build_plan(jobs, medians)
+        plan = build_plan(jobs, durations)
 
     return Report(
         title=title,
