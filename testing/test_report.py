@@ -18,6 +18,7 @@ from history_gen import START
 from history_gen import Planted
 from history_gen import generate
 from pytest_crosscache.backends.directory import DirectoryBackend
+from pytest_crosscache.backends.protocol import Backend
 from pytest_crosscache.cli import main
 from pytest_crosscache.history.flaky import classify
 from pytest_crosscache.history.model import FAILED
@@ -52,6 +53,10 @@ HOSTILE = (
 )
 
 
+#: Characters that reorder text: a node id must show as it is.
+BIDI = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+
+
 def visible(nodeid: str) -> str:
     """The text a node id shows as on the page (controls and surrogates spelled out)."""
     out = []
@@ -59,7 +64,7 @@ def visible(nodeid: str) -> str:
         code = ord(char)
         if code < 0x20 or 0x7F <= code <= 0x9F:
             out.append(f"\\x{code:02x}")
-        elif 0xD800 <= code <= 0xDFFF:
+        elif 0xD800 <= code <= 0xDFFF or char in BIDI:
             out.append(f"\\u{code:04x}")
         else:
             out.append(char)
@@ -284,7 +289,8 @@ class TestEscaping:
             "&lt;a href=&quot;x&quot; title=&#x27;y&#x27;&gt;&amp;&lt;/a&gt;"
         )
         assert esc("a\x00b\x1b\x7f\ud800") == "a\\x00b\\x1b\\x7f\\ud800"
-        assert esc("日本\u202e") == "日本\u202e"
+        assert esc("日本\u05d0") == "日本\u05d0"
+        assert esc("a\u202eb\u2066c") == "a\\u202eb\\u2066c"
 
     def test_the_page_allows_only_its_own_style_and_script(self) -> None:
         page = render(make_report(hostile_history()))
@@ -304,9 +310,9 @@ class TestEscaping:
 # --- the command -------------------------------------------------------------
 
 
-def record(cachedir: Path, history: History) -> None:
+def record(where: Path | Backend, history: History) -> None:
     """Store ``history`` the way pytest sessions would have, run by run."""
-    backend = DirectoryBackend(cachedir)
+    backend = DirectoryBackend(where) if isinstance(where, Path) else where
     for run in sorted(history.runs.values(), key=lambda run: run.started):
         results = {}
         for test in history.tests.values():
@@ -451,6 +457,35 @@ class TestCommand:
         assert done.returncode == 0, done.stderr
         assert "crosscache/history/runs" in done.stderr
         assert "40 tests" in done.stdout
+
+
+def test_on_redis(
+    tmp_path: Path, crosscache, redis_server, redis_namespace: str
+) -> None:
+    """Any backend the command can open: here another machine's Redis history."""
+    from pytest_crosscache.backends.redis import RedisBackend
+    from redis_server import PASSWORD
+
+    (tmp_path / "pytest.ini").write_text(
+        f"[pytest]\ncache_namespace = {redis_namespace}\n"
+    )
+    history, planted = generate(tests=40, runs=6, seed=5)
+    backend = RedisBackend.from_url(
+        redis_server.url,
+        namespace=redis_namespace,
+        cachedir=tmp_path / "other-machine" / ".pytest_cache",
+    )
+    record(backend, history)
+    done = crosscache(
+        tmp_path, "--backend", redis_server.url, "report", "--html", "r.html"
+    )
+    assert done.returncode == 0, done.stderr
+    assert "40 tests, 6 runs" in done.stdout
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert set(Sections(page).ids["flaky"]) == set(planted.flaky)
+    assert f"namespace &#x27;{redis_namespace}&#x27;" in page
+    assert PASSWORD not in page + done.stdout + done.stderr
+    assert not (tmp_path / ".pytest_cache").exists()
 
 
 # --- in a real browser -------------------------------------------------------

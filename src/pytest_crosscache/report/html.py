@@ -144,7 +144,7 @@ def _summary(report: Report) -> Iterator[str]:
         _card(
             f"{summary.runs:,}",
             "runs recorded",
-            f"last {esc(markup.age(report.generated - last.started))}"
+            f"latest {esc(markup.age(report.generated - last.started))}"
             if last
             else "none yet",
             hover=esc(f"last run: {markup.when(last.started)}") if last else "",

@@ -14,8 +14,12 @@ import time
 from pytest_crosscache.history.flaky import short_revision
 
 # Control characters and lone surrogates: invisible, or not encodable as
-# UTF-8.  They are shown as Python escapes, so the id stays recognisable.
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# UTF-8; and the bidirectional controls, which reorder what is shown (a
+# "Trojan Source" node id reads as another).  They are shown as Python
+# escapes, so the id stays recognisable.
+_UNPRINTABLE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
 
 
 def _visible(match: re.Match[str]) -> str:
