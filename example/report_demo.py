@@ -139,6 +139,7 @@ def main() -> int:
     parser.add_argument("--html", type=Path, default=Path("report.html"))
     parser.add_argument("--screenshot", type=Path, metavar="PNG")
     parser.add_argument("--size", default="1200x1500", metavar="WxH")
+    parser.add_argument("--top", default="50", metavar="N", help="rows per section")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         project = Path(tmp) / "project"
@@ -162,6 +163,8 @@ def main() -> int:
                 str(html),
                 "--shards",
                 "2",
+                "--top",
+                args.top,
                 "--title",
                 "Test history of example/project",
             ],

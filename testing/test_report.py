@@ -403,6 +403,7 @@ class TestCommand:
         assert "<title>T&amp;T</title>" in done.stdout
         assert 'id="shards"' not in done.stdout
         assert len(Sections(done.stdout).ids["slowest"]) == 3
+        assert "…and 117 more timed tests, not shown" in done.stdout
 
     def test_no_history_yet(self, tmp_path: Path, crosscache) -> None:
         (tmp_path / "pytest.ini").write_text("[pytest]\n")

@@ -167,7 +167,7 @@ def _summary(report: Report) -> Iterator[str]:
             _card(
                 f"{summary.flaky:,}",
                 "flaky",
-                "pass and fail, same code",
+                "on the same code",
                 href="flaky" if summary.flaky else "",
                 tone="bad" if summary.flaky else "good",
             )
@@ -272,7 +272,7 @@ def _more(hidden: int, what: str) -> str:
     if not hidden:
         return ""
     return (
-        f'<p class="more">…and {markup.count(hidden, what)} more, not shown '
+        f'<p class="more">…and {markup.count(hidden, "more " + what)}, not shown '
         "(<code>crosscache report --top N</code> shows more).</p>\n"
     )
 
