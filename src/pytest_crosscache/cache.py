@@ -15,6 +15,8 @@ from typing import cast
 from typing import final
 
 from pytest_crosscache import _json
+from pytest_crosscache._deferred import DEFERRABLE
+from pytest_crosscache._deferred import Deferred
 from pytest_crosscache._keys import DIRS_DIR
 from pytest_crosscache._keys import check_dir_name
 from pytest_crosscache._keys import normalize_key
@@ -279,6 +281,9 @@ class Cache:
         """
         key = normalize_key(key)
         data = self._backend.read(key)
+        if key in DEFERRABLE:
+            deferred = Deferred(self._dir, key)
+            data = deferred.fold(data, deferred.files())
         if data is None:
             return ABSENT
         try:
@@ -328,7 +333,7 @@ class Cache:
         key = normalize_key(key)
         result: Any = _MISSING
 
-        def apply(data: bytes | None) -> bytes | None:
+        def apply(data: bytes | None) -> bytes:
             nonlocal result
             current = default
             if data is not None:
@@ -341,11 +346,80 @@ class Cache:
             # dict equality ignores key order.  Equal bytes are not rewritten.
             return _json.encode(key, result)
 
+        deferred = Deferred(self._dir, key) if key in DEFERRABLE else None
         try:
-            self._backend.update(key, apply)
+            pending = deferred.files() if deferred is not None else None
+            if pending:
+                assert deferred is not None
+                self._update_folding(key, deferred, apply)
+            else:
+                self._backend.update(key, apply)
+        except TimeoutError as exc:
+            if deferred is None:
+                self._warn_failure(key, exc)
+            else:
+                self._defer(key, deferred, apply, exc)
         except OSError as exc:
             self._warn_failure(key, exc)
         return default if result is _MISSING else result
+
+    def _update_folding(
+        self,
+        key: str,
+        deferred: Deferred,
+        apply: Callable[[bytes | None], bytes | None],
+        timeout: float | None = None,
+    ) -> None:
+        """Update a record with its deferred updates folded in, under its lock.
+
+        The deferred files are deleted before the lock is released, so no
+        other session can fold them a second time.
+        """
+        with self._backend.lock(key, timeout):
+            files = deferred.files()
+            new = apply(deferred.fold(self._backend.read(key), files))
+            if new is not None:
+                self._backend.write(key, new)
+            deferred.discard(files)
+
+    def _settle_deferred(self) -> None:
+        """Merge record updates deferred past a stuck lock, if the lock is free now.
+
+        Called at the end of a session (not by xdist workers), so that the
+        records in the cache hold them even when no later session changes
+        the record; a lock that is still busy is not waited for.
+        """
+        for key in sorted(DEFERRABLE):
+            deferred = Deferred(self._dir, key)
+            if deferred.files():
+                try:
+                    self._update_folding(key, deferred, lambda data: data, 0)
+                except OSError:
+                    continue
+
+    def _defer(
+        self,
+        key: str,
+        deferred: Deferred,
+        apply: Callable[[bytes | None], bytes],
+        exc: TimeoutError,
+    ) -> None:
+        """The lock stayed busy: keep this session's update for the next one."""
+        try:
+            base = self._backend.read(key)
+            base = deferred.fold(base, deferred.files())
+            path = deferred.save(base, apply(base))
+        except OSError as failure:
+            warn_cache(
+                f"cache value {key!r} was not written: {exc}; keeping it for the "
+                f"next session failed too: {failure}"
+            )
+            return
+        warn_cache(
+            f"cache value {key!r} was not written: {exc}; this session's update "
+            f"is kept in {path}, seen by every session that reads the record "
+            "and merged into it by the next one that updates it"
+        )
 
     @contextmanager
     def lock(self, key: str, *, timeout: float | None = None) -> Iterator[None]:
@@ -398,6 +472,9 @@ class Cache:
             warn_cache(
                 f"could not clear cache values in {self._backend.describe()}: {exc}"
             )
+        from pytest_crosscache import _deferred
+
+        _deferred.clear(self._dir)
         dirs = self._dir / DIRS_DIR
         if dirs.is_dir():
             import shutil

@@ -302,7 +302,9 @@ def _module_of(fixturedef: object) -> str | None:
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
     if not is_xdist_worker(session.config):
-        session.config.stash[cache_key].backend.tidy()
+        cache = session.config.stash[cache_key]
+        cache._settle_deferred()
+        cache.backend.tidy()
 
 
 def pytest_cmdline_main(config: pytest.Config) -> int | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from pytest_crosscache._deferred import Deferred
 from pytest_crosscache._keys import LASTFAILED_KEY
 from pytest_crosscache.cli.format import dump
 from pytest_crosscache.cli.target import CommandError
@@ -16,8 +17,11 @@ if TYPE_CHECKING:
 
 
 def cmd_lf(args: argparse.Namespace) -> int:
-    backend = Target(args).backend
-    data = backend.read(LASTFAILED_KEY)
+    target = Target(args)
+    backend = target.backend
+    # As a session reads it: with updates deferred past a stuck lock.
+    deferred = Deferred(target.cachedir, LASTFAILED_KEY)
+    data = deferred.fold(backend.read(LASTFAILED_KEY), deferred.files())
     record: object = {}
     if data is not None:
         readable, record = decode(data)
