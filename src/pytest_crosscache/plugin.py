@@ -53,6 +53,10 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     from pytest_crosscache.backends import redis_hooks
 
     pluginmanager.register(redis_hooks, REDIS_PLUGIN)
+    # --sf and --shard; they import their planners only when given.
+    from pytest_crosscache.scheduling import hooks as scheduling_hooks
+
+    pluginmanager.register(scheduling_hooks, "crosscache-scheduling")
 
 
 def pytest_addoption(

@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "pytest_crosscache.cli.failures",
     "pytest_crosscache.cli.merge",
     "pytest_crosscache.cli.report",
+    "pytest_crosscache.cli.plan",
 )
 
 #: The signature of the ``add`` callable given to each ``add_commands``.
