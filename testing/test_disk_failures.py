@@ -189,6 +189,10 @@ def assert_cache_warning(result: pytest.RunResult, path: Path) -> None:
     warnings = [line for line in summary.splitlines() if "PytestCacheWarning" in line]
     assert warnings, result.stdout.str()
     assert any(str(path) in line for line in warnings), "\n".join(warnings)
+    # Warnings name the values a user knows of, never the lock files,
+    # temporary files or staging directories behind them.
+    for hidden in (".locks", ".crosscache-new", ".crosscache-tmp"):
+        assert not any(hidden in line for line in warnings), "\n".join(warnings)
 
 
 def assert_absent_or_complete(cache: Path) -> None:

@@ -2,19 +2,47 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import FrameType
 
 # pytest is imported where it is used: the crosscache command imports this
 # module without running pytest, and importing pytest would dominate its run time.
 
+#: Modules that work on behalf of whoever called the cache.  A warning skips
+#: their frames and points at that caller's line, as pytest's provider does
+#: (its ``Cache.set`` warns with the line that called ``set``), so that a
+#: ``filterwarnings`` entry naming the caller's module matches it.
+_PLUMBING = (
+    "pytest_crosscache.cache",
+    "pytest_crosscache._warnings",
+    "pytest_crosscache._json",
+    "pytest_crosscache._keys",
+    "pytest_crosscache.backends.",
+    "pytest_crosscache.fs.",
+)
+
+
+def _is_plumbing(module: str) -> bool:
+    return any(
+        module == name or (name.endswith(".") and module.startswith(name))
+        for name in _PLUMBING
+    )
+
 
 def warn_cache(message: str) -> None:
-    """Issue a :class:`pytest.PytestCacheWarning`."""
+    """Issue a :class:`pytest.PytestCacheWarning` at the line that called the cache."""
     import pytest
 
-    warnings.warn(pytest.PytestCacheWarning(message), stacklevel=3)
+    # stacklevel 1 is this function; count the plumbing frames above it.
+    level = 1
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None and _is_plumbing(frame.f_globals.get("__name__", "")):
+        level += 1
+        frame = frame.f_back
+    warnings.warn(pytest.PytestCacheWarning(message), stacklevel=level + 1)
 
 
 @contextmanager

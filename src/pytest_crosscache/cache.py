@@ -20,6 +20,7 @@ from pytest_crosscache._deferred import Deferred
 from pytest_crosscache._keys import DIRS_DIR
 from pytest_crosscache._keys import check_dir_name
 from pytest_crosscache._keys import normalize_key
+from pytest_crosscache._keys import storage_problem
 from pytest_crosscache._warnings import warn_cache
 from pytest_crosscache.backends.directory import CachePathError
 from pytest_crosscache.backends.directory import DirectoryBackend
@@ -180,16 +181,21 @@ class Cache:
         """Return the value stored under ``key``, or ``default``.
 
         ``default`` is also returned when the stored value cannot be read or
-        is not valid JSON, so a damaged cache never fails a test run.
+        is not valid JSON, so a damaged cache never fails a test run, and
+        for keys that can hold no value (see :ref:`key-rules`).
 
         :param max_age: if given, a value written more than this many
             seconds ago counts as absent (``default`` is returned).  The age
             comes from the storage itself (a file's modification time), so
             values written by pytest's builtin provider have one too.
-        :raises ValueError: if ``key`` is not a valid relative key.
+        :raises ValueError: if ``key`` is absolute or resolves outside the
+            cache's values directory.
         :raises TypeError: if ``key`` is not a string.
         """
-        key = normalize_key(key)
+        key = normalize_key(key, allow_nul=True)
+        if not key or "\0" in key:
+            # pytest's provider answers these with the default, too.
+            return default
         if max_age is not None and not self._is_fresh(key, max_age):
             return default
         data = self._backend.read(key)
@@ -300,17 +306,22 @@ class Cache:
         """Store ``value`` (anything JSON can represent) under ``key``.
 
         The write is atomic: concurrent readers see the previous value or
-        this one.  Failing storage gives a :class:`pytest.PytestCacheWarning`
-        and leaves the previous value in place.
+        this one.  Failing storage, and a key that cannot hold a value (a
+        name too long for the file system, see :ref:`key-rules`), give a
+        :class:`pytest.PytestCacheWarning` and leave the previous value in
+        place.
 
-        :raises ValueError: if ``key`` is not a valid relative key, or
-            ``value`` cannot be encoded (circular, lone surrogates, integers
-            too long for Python to print); nothing is written.
+        :raises ValueError: if ``key`` is absolute, resolves outside the
+            cache's values directory or contains a NUL, or ``value`` cannot
+            be encoded (circular, lone surrogates, integers too long for
+            Python to print); nothing is written.
         :raises TypeError: if ``key`` is not a string or ``value`` holds a
             type JSON cannot represent; nothing is written.
         """
         key = normalize_key(key)
         data = _json.encode(key, value)
+        if self._refuse_storage(key):
+            return
         try:
             self._backend.write(key, data)
         except OSError as exc:
@@ -325,12 +336,15 @@ class Cache:
         The value is only written when ``func`` changed it.  Returns the
         value stored afterwards (``func``'s result).
 
-        If the lock or the storage fails, a :class:`pytest.PytestCacheWarning`
-        is issued, nothing is stored and ``func``'s result is returned when
-        it ran (``default`` otherwise).  Exceptions raised by ``func`` and
-        serialisation errors propagate, with nothing written.
+        If the lock or the storage fails, or ``key`` cannot hold a value, a
+        :class:`pytest.PytestCacheWarning` is issued, nothing is stored and
+        ``func``'s result is returned when it ran (``default`` otherwise).
+        Exceptions raised by ``func`` and serialisation errors propagate,
+        with nothing written.  Keys are refused as by :meth:`set`.
         """
         key = normalize_key(key)
+        if self._refuse_storage(key):
+            return default
         result: Any = _MISSING
 
         def apply(data: bytes | None) -> bytes:
@@ -445,9 +459,11 @@ class Cache:
         Directories are always local, whichever backend stores the values.
 
         :param name: a single path component, e.g. your plugin's name.
-        :raises ValueError: if ``name`` contains a path separator or a NUL,
-            is empty, ``.`` or ``..``, or is longer than 255 bytes.
+        :raises ValueError: if ``name`` contains ``/`` or a NUL, or is
+            ``..``, as pytest's provider refuses them.
         :raises TypeError: if ``name`` is not a string.
+        :raises OSError: if the directory cannot be created (for instance
+            a name longer than the file system allows), as with pytest.
         """
         path = self._dir / DIRS_DIR / check_dir_name(name)
         ensure_cache_dir(self._dir)
@@ -480,6 +496,16 @@ class Cache:
             import shutil
 
             shutil.rmtree(dirs, ignore_errors=True)
+
+    def _refuse_storage(self, key: str) -> bool:
+        """Warn and return True when ``key`` can never hold a value."""
+        problem = storage_problem(key)
+        if problem is None:
+            return False
+        warn_cache(
+            f"cache could not write path {self._backend.location(key)}: {problem}"
+        )
+        return True
 
     def _warn_failure(self, key: str, exc: OSError) -> None:
         if isinstance(exc, CachePathError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import time
@@ -41,6 +42,28 @@ TRASH_SUFFIX = ".crosscache-trash"
 
 class CachePathError(OSError):
     """A cache path could not be created or written; the message names it."""
+
+
+#: Errors of a first write attempt that may only mean the value's directory
+#: does not exist yet (a name too long may be in the directory part).
+_NO_PARENT = (errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG)
+
+
+def _os_error_text(exc: OSError, path: Path) -> str:
+    """``exc`` as Python prints it, but naming ``path``.
+
+    A failed atomic write names its temporary file, which the user never
+    asked for; pytest's provider writes in place and names the value's path.
+    """
+    if exc.errno is None or exc.strerror is None:
+        return str(exc)
+    return f"[Errno {exc.errno}] {exc.strerror}: {str(path)!r}"
+
+
+def _write_error(path: Path, exc: OSError) -> CachePathError:
+    return CachePathError(
+        f"cache could not write path {path}: {_os_error_text(exc, path)}"
+    )
 
 
 class DirectoryBackend:
@@ -89,10 +112,11 @@ class DirectoryBackend:
         try:
             atomic_write(path, data)
             return
-        except (FileNotFoundError, NotADirectoryError):
-            pass
         except OSError as exc:
-            raise CachePathError(f"cache could not write path {path}: {exc}") from exc
+            if exc.errno not in _NO_PARENT:
+                raise _write_error(path, exc) from exc
+        # The same two steps, and so the same messages, as pytest's provider:
+        # create the directory holding the value, then write the value.
         try:
             ensure_cache_dir(self.root)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -101,7 +125,7 @@ class DirectoryBackend:
         try:
             atomic_write(path, data)
         except OSError as exc:
-            raise CachePathError(f"cache could not write path {path}: {exc}") from exc
+            raise _write_error(path, exc) from exc
 
     def delete(self, key: str) -> bool:
         try:
@@ -125,22 +149,30 @@ class DirectoryBackend:
 
         import filelock
 
+        # Messages name the value the lock guards: its lock file is an
+        # implementation detail nobody needs to look at.
+        value = self.values_dir / key
         locks = self.root / LOCKS_DIR
         try:
             ensure_cache_dir(self.root)
             locks.mkdir(exist_ok=True)
         except OSError as exc:
-            raise CachePathError(f"could not create cache path {locks}: {exc}") from exc
+            raise CachePathError(
+                f"could not create cache path {value}: {_os_error_text(exc, self.root)}"
+            ) from exc
         digest = hashlib.sha1(key.encode("utf-8", "surrogateescape")).hexdigest()[:20]
-        lock_path = locks / f"{digest}.lock"
         wait = self.lock_timeout if timeout is None else timeout
-        lock = filelock.FileLock(lock_path, timeout=wait)
+        lock = filelock.FileLock(locks / f"{digest}.lock", timeout=wait)
         try:
             lock.acquire()
         except filelock.Timeout as exc:
             raise TimeoutError(
                 f"gave up after {wait:g}s waiting for the lock on cache "
-                f"key {key!r} ({lock_path}); another pytest process holds it"
+                f"key {key!r} ({value}); another pytest process holds it"
+            ) from exc
+        except OSError as exc:
+            raise CachePathError(
+                f"could not lock cache path {value}: {_os_error_text(exc, self.root)}"
             ) from exc
         try:
             yield

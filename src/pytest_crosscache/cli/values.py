@@ -12,7 +12,7 @@ from typing import Any
 
 from pytest_crosscache import _json
 from pytest_crosscache._keys import DIRS_DIR
-from pytest_crosscache._keys import normalize_key
+from pytest_crosscache._keys import strict_key
 from pytest_crosscache.cli.format import dump
 from pytest_crosscache.cli.format import format_age
 from pytest_crosscache.cli.format import format_size
@@ -89,7 +89,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_get(args: argparse.Namespace) -> int:
-    key = normalize_key(args.key)
+    key = strict_key(args.key)
     backend = Target(args).backend
     data = backend.read(key)
     if data is None:
@@ -104,7 +104,7 @@ def cmd_get(args: argparse.Namespace) -> int:
 
 
 def cmd_set(args: argparse.Namespace) -> int:
-    key = normalize_key(args.key)
+    key = strict_key(args.key)
     text = sys.stdin.read() if args.json == "-" else args.json
     try:
         value = json.loads(text)

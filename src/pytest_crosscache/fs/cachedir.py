@@ -76,17 +76,25 @@ def ensure_cache_dir(path: Path) -> None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.parent / f".{path.name}.{os.urandom(6).hex()}{STAGING_SUFFIX}"
-    # os.mkdir applies the umask, giving the same permissions a plain mkdir would.
-    staging.mkdir()
     try:
-        for name, content in SUPPORTING_FILES.items():
-            (staging / name).write_text(content, encoding="utf-8")
+        # os.mkdir applies the umask, giving the same permissions a plain
+        # mkdir would.
+        staging.mkdir()
         try:
-            staging.rename(path)
-        except OSError as exc:
-            # Losing the race to a concurrent session is fine: its directory
-            # is as good as ours.  Anything else is a real failure.
-            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not path.is_dir():
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+            for name, content in SUPPORTING_FILES.items():
+                (staging / name).write_text(content, encoding="utf-8")
+            try:
+                staging.rename(path)
+            except OSError as exc:
+                # Losing the race to a concurrent session is fine: its
+                # directory is as good as ours.  Anything else is a failure.
+                lost_race = exc.errno in (errno.ENOTEMPTY, errno.EEXIST)
+                if not lost_race or not path.is_dir():
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    except OSError as exc:
+        # Name the cache directory, not the staging directory nobody knows of.
+        if exc.errno is None:
+            raise
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
