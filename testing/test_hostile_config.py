@@ -534,3 +534,111 @@ def test_unreachable_is_still_called_unreachable(pytester: pytest.Pytester) -> N
     result.assert_outcomes(passed=1, failed=1, warnings=1)
     result.stdout.fnmatch_lines(["*is unreachable (connection refused, ECONNREFUSED)*"])
     assert_hidden(result.stdout.str(), HOSTILE_PASSWORD)
+
+
+# -- the lock-down the threat model recommends works as documented ----------
+
+#: The commands doc/guarantees.rst lists for a project's CI user.
+CI_COMMANDS = [
+    "-@all",
+    "+hello",
+    "+auth",
+    "+ping",
+    "+select",
+    "+get",
+    "+mget",
+    "+set",
+    "+del",
+    "+hget",
+    "+hset",
+    "+hdel",
+    "+hkeys",
+    "+watch",
+    "+unwatch",
+    "+multi",
+    "+exec",
+    "+discard",
+    "+eval",
+]
+#: ... and for a read-only user (pull requests from forks).
+READER_COMMANDS = [
+    "-@all",
+    "+hello",
+    "+auth",
+    "+ping",
+    "+select",
+    "+get",
+    "+mget",
+    "+hget",
+    "+hkeys",
+]
+
+
+def test_documented_acl_users(
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    own_redis_server: RedisServer,
+) -> None:
+    import uuid
+
+    server = own_redis_server
+    project = f"github.com/o/app-{uuid.uuid4().hex[:8]}"
+    encoded = quote(project, safe="")
+    pattern = f"~crosscache:{{{encoded}}}:*"
+    client = server.client()
+    client.execute_command(
+        "ACL",
+        "SETUSER",
+        "app-ci",
+        "on",
+        ">ci-pass",
+        "resetkeys",
+        pattern,
+        "resetchannels",
+        *CI_COMMANDS,
+    )
+    client.execute_command(
+        "ACL",
+        "SETUSER",
+        "app-fork",
+        "on",
+        ">fork-pass",
+        "resetkeys",
+        pattern,
+        "resetchannels",
+        *READER_COMMANDS,
+    )
+    # A neighbour's keys are out of reach for both.
+    client.set("crosscache:{github.com%2Fo%2Fother}:v:cache/lastfailed", b"{}")
+    client.close()
+    pytester.makepyfile(test_a=FAILING)
+    pytester.makeconftest(
+        """
+        def test_computed(cache):
+            assert cache.get_or_set("computed/value", lambda: 7) == 7
+        """
+    )
+    pytester.makepyfile(test_c="from conftest import test_computed")
+    ci = f"redis://app-ci:ci-pass@{server.address}/0"
+    args = ("-o", f"cache_namespace={project}")
+    first = pytester.runpytest(f"--cache-backend={ci}", *args)
+    first.assert_outcomes(passed=2, failed=1)
+    assert "cache backend Redis at" not in first.stdout.str()
+    assert stored(server, project.replace("/", "%2F"), "computed/value") == 7
+    # The fork's user reads the shared record and writes nothing.
+    fork = f"redis://app-fork:fork-pass@{server.address}/0"
+    monkeypatch.chdir(pytester.mkdir("fork"))
+    for name in ("test_a.py", "test_c.py", "conftest.py"):
+        (pytester.path / "fork" / name).write_text((pytester.path / name).read_text())
+    (pytester.path / "fork" / "test_d.py").write_text("def test_d():\n    assert 0\n")
+    forked = pytester.runpytest(f"--cache-backend={fork}", *args, "--ff")
+    forked.stdout.fnmatch_lines(["run-last-failure: rerun previous 1 failure first"])
+    forked.assert_outcomes(passed=2, failed=2, warnings=1)
+    assert "NOPERM" in the_warning(forked)
+    assert stored(server, project.replace("/", "%2F"), "cache/lastfailed") == {
+        "test_a.py::test_broken": True
+    }
+    # Clearing works for the CI user, within its namespace only.
+    pytester.runpytest(f"--cache-backend={ci}", *args, "--cache-clear", "--co")
+    assert stored(server, project.replace("/", "%2F"), "cache/lastfailed") is None
+    assert stored(server, "github.com%2Fo%2Fother", "cache/lastfailed") == {}
