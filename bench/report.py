@@ -45,8 +45,8 @@ from pytest_crosscache.history.store import load_history_from_backend  # noqa: E
 from pytest_crosscache.history.store import record_run  # noqa: E402
 from pytest_crosscache.history.store import recorded_durations_from_backend  # noqa: E402
 from pytest_crosscache.report.data import build_report  # noqa: E402
-from pytest_crosscache.report.data import lpt_jobs  # noqa: E402
 from pytest_crosscache.report.html import render  # noqa: E402
+from pytest_crosscache.scheduling.plan import ShardPlan  # noqa: E402
 
 
 def spread(samples: list[float]) -> str:
@@ -139,7 +139,12 @@ def main() -> int:
     )
     assert isinstance(medians, dict)
     verdicts = timed("classify", args.repeat, lambda: classify(loaded))
-    jobs = timed("lpt_jobs (4 jobs)", args.repeat, lambda: lpt_jobs(medians, 4))
+    nodeids = sorted(medians)
+    jobs = timed(
+        "ShardPlan.build (4 jobs)",
+        args.repeat,
+        lambda: ShardPlan.build(nodeids, [medians[n] for n in nodeids], 4).tests,
+    )
     report = timed(
         "build_report",
         args.repeat,

@@ -31,9 +31,10 @@ from pytest_crosscache.report import assets
 from pytest_crosscache.report.data import Report
 from pytest_crosscache.report.data import build_plan
 from pytest_crosscache.report.data import build_report
-from pytest_crosscache.report.data import lpt_jobs
 from pytest_crosscache.report.html import render
 from pytest_crosscache.report.markup import esc
+from pytest_crosscache.scheduling.plan import ShardPlan
+from pytest_crosscache.scheduling.plan import forecast
 
 RUNS = 20
 #: When the generated reports are made: a day after the last run.
@@ -76,6 +77,12 @@ def generated() -> tuple[History, Planted]:
     return generate(tests=400, runs=RUNS, seed=1)
 
 
+def plan_jobs(durations: dict[str, float], shards: int) -> tuple[tuple[str, ...], ...]:
+    """The jobs the command draws: the scheduler's own plan."""
+    nodeids = sorted(durations)
+    return ShardPlan.build(nodeids, [durations[n] for n in nodeids], shards).tests
+
+
 def make_report(history: History, **options: object) -> Report:
     medians = {
         nodeid: seconds
@@ -85,7 +92,7 @@ def make_report(history: History, **options: object) -> Report:
     return build_report(
         history,
         verdicts=classify(history),
-        jobs=lpt_jobs(medians, 4),
+        jobs=plan_jobs(medians, 4),
         source=".pytest_cache",
         generated=NOW,
         **options,  # type: ignore[arg-type]
@@ -218,14 +225,21 @@ class TestViewModel:
 
 
 class TestShardPlan:
-    def test_lpt_balances_and_is_deterministic(self) -> None:
-        durations = {f"t.py::test_{i}": float(i % 17 + 1) for i in range(200)}
-        jobs = lpt_jobs(durations, 4)
-        assert sorted(n for job in jobs for n in job) == sorted(durations)
-        totals = [sum(durations[n] for n in job) for job in jobs]
-        # LPT is within a third of the optimum; here, within one test.
-        assert max(totals) - min(totals) <= max(durations.values())
-        assert lpt_jobs(dict(reversed(durations.items())), 4) == jobs
+    def test_lanes_are_the_schedulers_plan(
+        self, generated: tuple[History, Planted]
+    ) -> None:
+        history, _ = generated
+        durations = {
+            nodeid: seconds
+            for nodeid, test in history.tests.items()
+            if (seconds := test.median_duration()) is not None
+        }
+        plan = build_plan(plan_jobs(durations, 3), durations)
+        expected = forecast(durations, 3)
+        assert [lane.seconds for lane in plan.lanes] == pytest.approx(expected.loads)
+        assert [lane.tests for lane in plan.lanes] == list(expected.counts)
+        assert plan.lower_bound == pytest.approx(expected.lower_bound)
+        assert plan.longest == pytest.approx(expected.makespan)
 
     def test_lanes(self) -> None:
         durations = {"big.py::a": 10.0, "big.py::b": 6.0}
@@ -247,10 +261,6 @@ class TestShardPlan:
         assert [s.label for s in second.segments] == ["big.py::b", ""]
         assert plan.longest == pytest.approx(13.0)
         assert plan.balance == pytest.approx((13.0 + 6.0) / 2 / 13.0)
-
-    def test_no_jobs(self) -> None:
-        with pytest.raises(ValueError, match="at least 1, not 0"):
-            lpt_jobs({"a": 1.0}, 0)
 
 
 # --- escaping ----------------------------------------------------------------

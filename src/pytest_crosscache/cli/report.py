@@ -24,8 +24,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     from pytest_crosscache.history.store import load_history_from_backend
     from pytest_crosscache.history.store import recorded_durations_from_backend
     from pytest_crosscache.report.data import build_report
-    from pytest_crosscache.report.data import lpt_jobs
     from pytest_crosscache.report.html import render
+    from pytest_crosscache.scheduling.plan import ShardPlan
 
     target = Target(args)
     backend = target.backend
@@ -40,7 +40,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         ) from None
     for problem in damage:
         print(f"crosscache: warning: {problem}", file=sys.stderr)
-    jobs = lpt_jobs(durations, args.shards) if args.shards else None
+    jobs = None
+    if args.shards:
+        # The split `crosscache plan` and `pytest --shard K/N` make.
+        nodeids = sorted(durations)
+        seconds = [durations[nodeid] for nodeid in nodeids]
+        jobs = ShardPlan.build(nodeids, seconds, args.shards).tests
     source = backend.describe()
     # A page published from CI shows where the cache was, not the runner's
     # home directory.

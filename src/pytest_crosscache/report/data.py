@@ -10,7 +10,6 @@ a fraction of a second.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from statistics import median
@@ -188,6 +187,9 @@ class PlanView:
     lanes: tuple[Lane, ...]
     #: Tests without a recorded duration: the plan counts them as instant.
     unknown: int
+    #: No split into this many jobs can finish sooner: the longest test,
+    #: or the total time over the number of jobs.
+    lower_bound: float = 0.0
 
     @property
     def longest(self) -> float:
@@ -408,6 +410,11 @@ def build_plan(
                 known.append((seconds, nodeid))
         timed_jobs.append((len(job), known, sum(seconds for seconds, _ in known)))
     longest = max((total for _, _, total in timed_jobs), default=0.0)
+    everything = sum(total for _, _, total in timed_jobs)
+    longest_test = max(
+        (seconds for _, known, _ in timed_jobs for seconds, _ in known), default=0.0
+    )
+    bound = max(longest_test, everything / len(timed_jobs)) if timed_jobs else 0.0
     lanes = []
     for tests, known, total in timed_jobs:
         drawn = []
@@ -422,26 +429,4 @@ def build_plan(
                 Segment("", start, max(total - start, 0.0), tests - len(drawn))
             )
         lanes.append(Lane(tests=tests, seconds=total, segments=tuple(drawn)))
-    return PlanView(tuple(lanes), unknown)
-
-
-def lpt_jobs(durations: Mapping[str, float], count: int) -> list[list[str]]:
-    """Split tests into ``count`` jobs of near-equal total duration.
-
-    Longest processing time first: each test, slowest first, goes to the
-    job with the least work so far.  Tests of equal duration are taken in
-    node id order, so the plan does not depend on the mapping's order.
-    """
-    if count < 1:
-        raise ValueError(f"the number of jobs must be at least 1, not {count}")
-    jobs: list[list[str]] = [[] for _ in range(count)]
-    heap = [(0.0, index) for index in range(count)]
-    for nodeid, seconds in _slowest_first(durations.items()):
-        total, index = heapq.heappop(heap)
-        jobs[index].append(nodeid)
-        heapq.heappush(heap, (total + seconds, index))
-    return jobs
-
-
-def _slowest_first(items: Iterable[tuple[str, float]]) -> list[tuple[str, float]]:
-    return sorted(items, key=lambda item: (-item[1], item[0]))
+    return PlanView(tuple(lanes), unknown, bound)

@@ -476,10 +476,13 @@ def _plan_note(plan: PlanView) -> str:
         else ""
     )
     return (
-        '<p class="note">Tests split over the jobs longest first, by their median '
-        "recorded duration: the sharded run would take "
-        f"{esc(markup.seconds(plan.longest))}, with the jobs "
-        f"{markup.percent(plan.balance)} balanced (mean job time over the longest). "
-        "Each block is a test, in the order a slowest-first run takes them; the "
-        f"hatched block is the many short tests at the end.{unknown}</p>\n"
+        '<p class="note">The split <code>pytest --shard K/N</code> and '
+        "<code>crosscache plan</code> make: tests longest first, each to the job "
+        "with the least work so far, by median recorded duration.  The sharded "
+        f"run would take {esc(markup.seconds(plan.longest))} (no split can take "
+        f"less than {esc(markup.seconds(plan.lower_bound))}), the jobs "
+        f"{markup.percent(plan.balance)} balanced (mean job time over the "
+        "longest).  Each block is a test, in the order a slowest-first run "
+        "takes them; the hatched block is the many short tests at the end."
+        f"{unknown}</p>\n"
     )
