@@ -117,7 +117,8 @@ def test_whole_suite_collection_forgets_removed_tests(backend) -> None:
 def test_failures_of_the_run_come_back_updated(backend) -> None:
     record_run(backend, make_run(1), {"a.py::x": ("P", 1.0)})
     found = record_run(backend, make_run(2), {"a.py::x": ("F", 1.0)}, want=["a.py::x"])
-    assert found["a.py::x"].outcomes == "PF"
+    assert found.tests["a.py::x"].outcomes == "PF"
+    assert set(found.runs) == {"run0001", "run0002"}
 
 
 def test_a_run_recorded_twice_counts_once(backend) -> None:

@@ -28,6 +28,7 @@ from pytest_crosscache.cache import Cache
 from pytest_crosscache.cache import cache_key
 from pytest_crosscache.fs.cachedir import DEFAULT_CACHE_DIR
 from pytest_crosscache.fs.cachedir import default_cache_dir
+from pytest_crosscache.history import recorder as history_recorder
 from pytest_crosscache.selection.lastfailed import LastFailedRecorder
 from pytest_crosscache.selection.lastfailed import LastFailedSelection
 from pytest_crosscache.selection.newfirst import NewFirstOrdering
@@ -44,6 +45,7 @@ FIXTURE_REGISTRIES = (
     "_arg2nodeid2fixturedefs",
 )
 REDIS_PLUGIN = "crosscache-redis"
+HISTORY_PLUGIN = "crosscache-history"
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -53,6 +55,7 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     from pytest_crosscache.backends import redis_hooks
 
     pluginmanager.register(redis_hooks, REDIS_PLUGIN)
+    pluginmanager.register(history_recorder, HISTORY_PLUGIN)
     # --sf and --shard; they import their planners only when given.
     from pytest_crosscache.scheduling import hooks as scheduling_hooks
 

@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "pytest_crosscache.cli.values",
     "pytest_crosscache.cli.failures",
     "pytest_crosscache.cli.merge",
+    "pytest_crosscache.cli.history",
     "pytest_crosscache.cli.report",
     "pytest_crosscache.cli.plan",
 )

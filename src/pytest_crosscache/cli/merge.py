@@ -1,7 +1,9 @@
 """Merging cache directories, such as the caches of a CI matrix's shards.
 
 ``cache/lastfailed`` and ``cache/nodeids`` are unions: a test failed if it
-failed in any shard, and is known if any shard ran it.  Every other value
+failed in any shard, and is known if any shard ran it.  The test history
+(``crosscache/history/...``) is a union by run id: each shard's runs are
+added once, however often they are merged.  Every other value
 is taken from whichever directory wrote it last, and keeps its modification
 time, so ``Cache.get(max_age=...)`` sees its real age.  Files below ``d/``
 are merged the same way, file by file.
@@ -42,6 +44,8 @@ class MergeReport:
     values: int = 0
     failures: int = 0
     files: int = 0
+    #: Runs in the merged test history.
+    runs: int = 0
     #: Records that were left out because they were damaged, one line each.
     problems: list[str] = field(default_factory=list)
 
@@ -59,7 +63,11 @@ def merge_cache_dirs(dest: Path, sources: Sequence[Path]) -> MergeReport:
     keys: set[str] = set()
     for shard in shards:
         keys.update(shard.keys())
+    if any(key.startswith(HISTORY_KEYS) for key in keys):
+        _merge_history(target, shards, report)
     for key in sorted(keys):
+        if key.startswith(HISTORY_KEYS):
+            continue
         if key == LASTFAILED_KEY:
             merged = _merge_record(target, shards, key, _union_of_mappings, report)
             report.failures = len(merged) if isinstance(merged, dict) else 0
@@ -73,6 +81,22 @@ def merge_cache_dirs(dest: Path, sources: Sequence[Path]) -> MergeReport:
 
 
 Combine = Callable[[object, object], object]
+
+#: The test history's keys: merged together, by run id.
+HISTORY_KEYS = "crosscache/history/"
+
+
+def _merge_history(
+    target: DirectoryBackend, shards: Sequence[DirectoryBackend], report: MergeReport
+) -> None:
+    from pytest_crosscache.history.store import merge_history
+
+    report.runs = merge_history(
+        target,
+        shards,
+        on_damage=lambda problem: report.problems.append(f"left out {problem}"),
+    )
+    report.values += 1
 
 
 def _union_of_mappings(merged: object, value: object) -> object:
@@ -202,6 +226,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
         f"merged {len(sources)} cache director{'y' if len(sources) == 1 else 'ies'} "
         f"into {dest}: {report.values} values written, {report.failures} known "
         f"failures, {report.files} files copied below d/"
+        + (f", {report.runs} runs in the test history" if report.runs else "")
     )
     return 0
 

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from collections.abc import Collection
 from collections.abc import Iterable
 from collections.abc import Mapping
+from itertools import repeat
+from operator import add
 from typing import Any
 
 from pytest_crosscache.history.model import TestHistory
@@ -41,24 +43,26 @@ _FLOOR = 1e-6
 _STEP = math.log(1e12) / (_LEVELS - 1)
 
 
+_TOP = _LEVELS - 1
+_LOG_FLOOR = math.log(_FLOOR)
+_CODES = [ALPHABET[code >> 6] + ALPHABET[code & 63] for code in range(_LEVELS)]
+#: Seconds of each code, to four significant digits (within the 0.35%).
+_SECONDS = {
+    text: 0.0 if code == 0 else float(f"{_FLOOR * math.exp(code * _STEP):.4g}")
+    for code, text in enumerate(_CODES)
+}
+_FILLER_CODE = NOT_RUN * 2
+
+
 def encode_duration(seconds: float) -> str:
     """Seconds as two characters, within 0.35% (1 us to 11 days, clamped)."""
-    if not seconds > _FLOOR:  # also NaN and negative
-        code = 0
-    else:
-        code = min(_LEVELS - 1, max(1, round(math.log(seconds / _FLOOR) / _STEP)))
-    return ALPHABET[code >> 6] + ALPHABET[code & 63]
-
-
-def _decoding_table() -> dict[str, float]:
-    table = {}
-    for code in range(_LEVELS):
-        text = ALPHABET[code >> 6] + ALPHABET[code & 63]
-        table[text] = 0.0 if code == 0 else _FLOOR * math.exp(code * _STEP)
-    return table
-
-
-_SECONDS = _decoding_table()
+    # Called once per test and session: kept to a few operations.
+    if seconds > _FLOOR:  # False for NaN and negative numbers
+        if seconds >= 1e6:
+            return _CODES[_TOP]
+        code = int((math.log(seconds) - _LOG_FLOOR) / _STEP + 0.5)
+        return _CODES[code if code > 0 else 1]
+    return _CODES[0]
 
 
 def decode_duration(code: str) -> float:
@@ -68,16 +72,19 @@ def decode_duration(code: str) -> float:
 
 def _median_seconds(cells: str) -> float | None:
     """The median duration of the runs recorded in ``cells``."""
-    codes = sorted(
-        cells[i + 1 : i + 3] for i in range(0, len(cells), CELL) if cells[i] != NOT_RUN
-    )
-    if not codes:
-        return None
+    # The codes sort as the durations do, so sort them, not numbers.
+    codes = list(map(add, cells[1::CELL], cells[2::CELL]))
+    if NOT_RUN in cells:
+        codes = [code for code in codes if code != _FILLER_CODE]
+        if not codes:
+            return None
+    codes.sort()
     middle = len(codes) // 2
     value = _SECONDS.get(codes[middle], 0.0)
     if len(codes) % 2 == 0:
-        value = (value + _SECONDS.get(codes[middle - 1], 0.0)) / 2
-    return float(f"{value:.4g}")
+        below = _SECONDS.get(codes[middle - 1], 0.0)
+        value = float(f"{(value + below) / 2:.4g}")
+    return value
 
 
 # --- helpers ----------------------------------------------------------------
@@ -131,6 +138,7 @@ class Bucket:
     def __init__(self, columns: list[Column], files: dict[str, dict[str, str]]) -> None:
         self.columns = columns
         self.files = files
+        self._all_ids: tuple[str, ...] | None = None
 
     @classmethod
     def empty(cls) -> Bucket:
@@ -168,12 +176,15 @@ class Bucket:
             if not isinstance(tests, dict):
                 bad += 1
                 continue
-            kept = {
-                name: cells
-                for name, cells in tests.items()
-                if isinstance(cells, str) and len(cells) == width
-            }
-            bad += len(tests) - len(kept)
+            if _all_cells(tests, width):
+                kept = tests
+            else:
+                kept = {
+                    name: cells
+                    for name, cells in tests.items()
+                    if isinstance(cells, str) and len(cells) == width
+                }
+                bad += len(tests) - len(kept)
             if kept:
                 files[file] = kept
         if bad:
@@ -199,6 +210,7 @@ class Bucket:
         window: int,
     ) -> None:
         """Add one run's outcomes: ``results`` is file -> name -> (letter, seconds)."""
+        self._all_ids = None
         if any(existing[0] == column[0] for existing in self.columns):
             # The same run recorded twice (it cannot, but a union by run id
             # must not count it twice): merge instead.
@@ -256,6 +268,7 @@ class Bucket:
         Each test then keeps its newest ``window`` runs, by default as many
         as the larger of its two sides held.
         """
+        self._all_ids = None
         by_id = {column[0]: column for column in self.columns}
         for column in other.columns:
             by_id.setdefault(column[0], column)
@@ -294,6 +307,7 @@ class Bucket:
 
     def forget(self, keep: Collection[str]) -> set[tuple[str, str]]:
         """Drop the tests whose node ids are not in ``keep``; return them."""
+        self._all_ids = None
         gone: set[tuple[str, str]] = set()
         for file in list(self.files):
             tests = self.files[file]
@@ -312,7 +326,11 @@ class Bucket:
         if count > window:
             for tests in self.files.values():
                 for name, cells in tests.items():
-                    if count - cells.count(NOT_RUN) // CELL > window:
+                    excess = count - cells.count(NOT_RUN) // CELL - window
+                    if excess == 1 and cells[0] != NOT_RUN:
+                        # The common case: a full window, one run more.
+                        tests[name] = _EMPTY_CELL + cells[CELL:]
+                    elif excess > 0:
                         tests[name] = _keep_newest(cells, window)
         # Usually only the oldest columns empty out: look there, not at all.
         while self.columns and all(
@@ -362,40 +380,67 @@ class Bucket:
         cells = self.files.get(file, {}).get(name)
         if cells is None:
             return None
-        outcomes: list[str] = []
-        durations: list[float] = []
-        run_ids: list[str] = []
-        for i, column in enumerate(self.columns):
-            letter = cells[CELL * i]
-            if letter in OUTCOMES:
-                outcomes.append(letter)
-                durations.append(_SECONDS.get(cells[CELL * i + 1 : CELL * i + 3], 0.0))
-                run_ids.append(column[0])
+        outcomes = cells[::CELL]
+        codes = map(add, cells[1::CELL], cells[2::CELL])
+        if OUTCOMES.issuperset(outcomes):
+            # Ran in every run of the bucket, as after full runs: all in C.
+            run_ids = self._run_ids()
+            durations = tuple(map(_SECONDS.get, codes, repeat(0.0)))
+        else:
+            kept = [
+                (letter, code, column[0])
+                for letter, code, column in zip(
+                    outcomes, codes, self.columns, strict=True
+                )
+                if letter in OUTCOMES
+            ]
+            outcomes = "".join(letter for letter, _, _ in kept)
+            run_ids = tuple(run_id for _, _, run_id in kept)
+            durations = tuple(_SECONDS.get(code, 0.0) for _, code, _ in kept)
         return TestHistory(
             nodeid=join_nodeid(file, name),
-            outcomes="".join(outcomes),
-            durations=tuple(durations),
-            run_ids=tuple(run_ids),
+            outcomes=outcomes,
+            durations=durations,
+            run_ids=run_ids,
         )
+
+    def _run_ids(self) -> tuple[str, ...]:
+        # One tuple shared by all the tests of the bucket that use it.
+        if self._all_ids is None or len(self._all_ids) != len(self.columns):
+            self._all_ids = tuple(column[0] for column in self.columns)
+        return self._all_ids
 
     def medians(
         self, only: Iterable[tuple[str, str]] | None = None
     ) -> dict[str, dict[str, float]]:
         """Median seconds of the tests ``only`` names (all by default), by file."""
         result: dict[str, dict[str, float]] = {}
-        pairs = (
-            ((file, name) for file, tests in self.files.items() for name in tests)
-            if only is None
-            else only
-        )
-        for file, name in pairs:
-            cells = self.files.get(file, {}).get(name)
-            if cells is None:
+        if only is None:
+            for file, tests in self.files.items():
+                found = result[file] = {}
+                for name, cells in tests.items():
+                    median = _median_seconds(cells)
+                    if median is not None:
+                        found[name] = median
+            return result
+        for file, name in only:
+            stored = self.files.get(file, {}).get(name)
+            if stored is None:
                 continue
-            median = _median_seconds(cells)
+            median = _median_seconds(stored)
             if median is not None:
                 result.setdefault(file, {})[name] = median
         return result
+
+
+def _all_cells(tests: dict[str, Any], width: int) -> bool:
+    """Whether every value of ``tests`` is a string of ``width`` characters."""
+    # Both checks run in C: this is the bulk of reading a bucket.
+    try:
+        "".join(tests.values())
+    except TypeError:
+        return False
+    return set(map(len, tests.values())) <= {width}
 
 
 def _keep_newest(cells: str, window: int) -> str:

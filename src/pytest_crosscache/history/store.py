@@ -65,7 +65,7 @@ LOCK_KEY = HISTORY_PREFIX
 
 #: How many buckets the tests are spread over.  Part of the layout: a
 #: different number would put files in other buckets.
-BUCKETS = 256
+BUCKETS = 64
 #: Runs kept per test unless ``cache_history_runs`` says otherwise.
 DEFAULT_WINDOW = 20
 #: Runs kept in the runs index (the buckets know each run they reference).
@@ -178,6 +178,8 @@ def _parse_durations(
     if not isinstance(stored, dict):
         report_damage(on_damage, f"{key!r} is not a mapping of durations")
         return {}
+    if _all_durations(stored):
+        return stored
     result: dict[str, dict[str, float]] = {}
     bad = 0
     for file, tests in stored.items():
@@ -212,9 +214,22 @@ def recorded_durations_from_backend(
         if data is None:
             continue
         for file, tests in _parse_durations(data, key, on_damage).items():
-            for name, seconds in tests.items():
-                durations[f"{file}::{name}" if name else file] = seconds
+            # Node ids joined in C: this is the bulk of the work.
+            durations.update(
+                zip(map(f"{file}::".__add__, tests), tests.values(), strict=True)
+            )
+            if "" in tests:
+                durations[file] = durations.pop(f"{file}::")
     return durations
+
+
+def _all_durations(stored: dict[str, Any]) -> bool:
+    """Whether ``stored`` is ``{file: {name: seconds >= 0}}``, checked in C."""
+    try:
+        return all(not tests or min(tests.values()) >= 0 for tests in stored.values())
+    except (TypeError, AttributeError):
+        # A value that is no mapping, or a duration that is no number.
+        return False
 
 
 def recorded_durations(cache: Cache) -> dict[str, float]:
@@ -264,19 +279,25 @@ def load_history_from_backend(
             if history is not None and history.outcomes:
                 tests[history.nodeid] = history
                 referenced.update(history.run_ids)
-        for run_id, started, revision, ci in bucket.columns:
-            if run_id in referenced and run_id not in runs:
-                # Older than the runs index keeps: what the bucket knows.
-                runs[run_id] = Run(
-                    id=run_id,
-                    started=started,
-                    revision=revision,
-                    ci=ci,
-                    duration=0.0,
-                    tests=0,
-                    failed=0,
-                )
+        _add_missing_runs(runs, bucket.columns, referenced)
     return History(runs=runs, tests=tests)
+
+
+def _add_missing_runs(
+    runs: dict[str, Run], columns: Iterable[Column], referenced: Collection[str]
+) -> None:
+    """Add the runs the index no longer holds from what a bucket knows of them."""
+    for run_id, started, revision, ci in columns:
+        if run_id in referenced and run_id not in runs:
+            runs[run_id] = Run(
+                id=run_id,
+                started=started,
+                revision=revision,
+                ci=ci,
+                duration=0.0,
+                tests=0,
+                failed=0,
+            )
 
 
 def load_history(cache: Cache, nodeids: Collection[str] | None = None) -> History:
@@ -296,7 +317,7 @@ def record_run(
     collected: Collection[str] | None = None,
     want: Collection[str] = (),
     on_damage: OnDamage | None = None,
-) -> dict[str, TestHistory]:
+) -> History:
     """Add one session's outcomes to the history: one locked read-modify-write.
 
     :param results: node id -> (outcome letter, seconds) of every test that ran.
@@ -306,6 +327,7 @@ def record_run(
         (this reads every bucket).
     :param want: node ids whose updated histories to return, e.g. this
         session's failures (read from what was written, at no extra cost).
+    :returns: the history of the ``want`` tests, with the runs they refer to.
     :raises OSError: if the storage or its lock fails (``TimeoutError``
         when the lock stays taken); nothing is half-written per value.
     """
@@ -324,6 +346,7 @@ def record_run(
     indices = set(grouped) if collected is None else set(range(BUCKETS))
     column: Column = (run.id, run.started, run.revision, run.ci)
     found: dict[str, TestHistory] = {}
+    columns: list[Column] = []
     with backend.lock(LOCK_KEY):
         for index in sorted(indices):
             key = tests_key(index)
@@ -353,10 +376,16 @@ def record_run(
                 history = bucket.test_history(file, name)
                 if history is not None:
                     found[history.nodeid] = history
+                    columns.extend(bucket.columns)
         runs = read_runs(backend, on_damage)
         runs[run.id] = run
         backend.write(RUNS_KEY, _runs_bytes(runs))
-    return found
+    referenced = {run_id for test in found.values() for run_id in test.run_ids}
+    _add_missing_runs(runs, columns, referenced)
+    return History(
+        runs={run_id: runs[run_id] for run_id in referenced if run_id in runs},
+        tests=found,
+    )
 
 
 def _write_bucket(

@@ -46,6 +46,14 @@ class NodeIdRecorder:
     def record(self, nodeids: Iterable[str]) -> None:
         self.seen.update(nodeids)
 
+    def whole_suite(self) -> set[str] | None:
+        """Every collected node id if this session collected the whole suite.
+
+        ``None`` for partial collections and collections with errors; the
+        test history forgets tests by it too.
+        """
+        return None if self._collection_failed else self.collected
+
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
             self._collection_failed = True
@@ -68,7 +76,7 @@ class NodeIdRecorder:
             or config.getoption("collectonly")
         ):
             return
-        collected = None if self._collection_failed else self.collected
+        collected = self.whole_suite()
         new = self.seen - self.known
         gone = self.known - collected if collected is not None else set()
         if not new and not gone and self.had_record:
