@@ -149,13 +149,13 @@ def test_merge_unites_shards_by_run_id(tmp_path) -> None:
         record_run(shard, make_run(10 + number), {f"s{number}.py::t": ("F", 0.5)})
         shards.append(shard)
     target = DirectoryBackend(tmp_path / "merged")
-    assert store.merge_history(target, shards) == 4
+    assert store.merge_history(target, shards, window=5) == 4
     history = load_history_from_backend(target)
     assert history.tests["a.py::x"].outcomes == "P"
     assert {f"s{n}.py::t" for n in range(3)} <= set(history.tests)
     assert set(history.runs) == {"run0001", "run0010", "run0011", "run0012"}
     # Merging again changes nothing.
-    store.merge_history(target, shards)
+    store.merge_history(target, shards, window=5)
     assert load_history_from_backend(target) == history
 
 

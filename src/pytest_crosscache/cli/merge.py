@@ -27,11 +27,15 @@ from pytest_crosscache._keys import DIRS_DIR
 from pytest_crosscache._keys import LASTFAILED_KEY
 from pytest_crosscache._keys import NODEIDS_KEY
 from pytest_crosscache.backends.directory import DirectoryBackend
+from pytest_crosscache.cli.discovery import locate
 from pytest_crosscache.cli.target import PROG
 from pytest_crosscache.cli.target import CommandError
 from pytest_crosscache.fs.atomic import TEMP_SUFFIX
 from pytest_crosscache.fs.atomic import is_temporary
 from pytest_crosscache.fs.cachedir import ensure_cache_dir
+from pytest_crosscache.history.settings import DEFAULT_WINDOW
+from pytest_crosscache.history.settings import RUNS_INI
+from pytest_crosscache.history.settings import parse_window
 
 if TYPE_CHECKING:
     from pytest_crosscache.cli import AddCommand
@@ -50,10 +54,13 @@ class MergeReport:
     problems: list[str] = field(default_factory=list)
 
 
-def merge_cache_dirs(dest: Path, sources: Sequence[Path]) -> MergeReport:
+def merge_cache_dirs(
+    dest: Path, sources: Sequence[Path], *, history_window: int = DEFAULT_WINDOW
+) -> MergeReport:
     """Merge the cache directories ``sources`` into ``dest`` (created if needed).
 
-    What ``dest`` holds already takes part in the merge like a source.
+    What ``dest`` holds already takes part in the merge like a source.  The
+    test history keeps ``history_window`` runs per test.
 
     :raises OSError: if ``dest`` cannot be written.
     """
@@ -64,7 +71,7 @@ def merge_cache_dirs(dest: Path, sources: Sequence[Path]) -> MergeReport:
     for shard in shards:
         keys.update(shard.keys())
     if any(key.startswith(HISTORY_KEYS) for key in keys):
-        _merge_history(target, shards, report)
+        _merge_history(target, shards, report, history_window)
     for key in sorted(keys):
         if key.startswith(HISTORY_KEYS):
             continue
@@ -87,13 +94,17 @@ HISTORY_KEYS = "crosscache/history/"
 
 
 def _merge_history(
-    target: DirectoryBackend, shards: Sequence[DirectoryBackend], report: MergeReport
+    target: DirectoryBackend,
+    shards: Sequence[DirectoryBackend],
+    report: MergeReport,
+    window: int,
 ) -> None:
     from pytest_crosscache.history.store import merge_history
 
     report.runs = merge_history(
         target,
         shards,
+        window=window,
         on_damage=lambda problem: report.problems.append(f"left out {problem}"),
     )
     report.values += 1
@@ -217,7 +228,11 @@ def cmd_merge(args: argparse.Namespace) -> int:
         if source != dest and source not in sources:
             sources.append(source)
     try:
-        report = merge_cache_dirs(dest, sources)
+        window = parse_window(locate(cwd).setting(RUNS_INI))
+    except (ValueError, OSError) as exc:
+        raise CommandError(str(exc), 2) from None
+    try:
+        report = merge_cache_dirs(dest, sources, history_window=window)
     except OSError as exc:
         raise CommandError(f"could not merge into {str(dest)!r}: {exc}") from None
     for problem in report.problems:

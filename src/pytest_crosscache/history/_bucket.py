@@ -262,11 +262,10 @@ class Bucket:
             },
         )
 
-    def merge(self, other: Bucket, window: int | None = None) -> None:
+    def merge(self, other: Bucket, window: int) -> None:
         """Unite ``other`` into this bucket, by run id; nothing counts twice.
 
-        Each test then keeps its newest ``window`` runs, by default as many
-        as the larger of its two sides held.
+        Each test then keeps its newest ``window`` runs.
         """
         self._all_ids = None
         by_id = {column[0]: column for column in self.columns}
@@ -284,23 +283,17 @@ class Bucket:
             merged = files[file] = {}
             for name in own.keys() | their.keys():
                 cells = [_EMPTY_CELL] * width
-                limit = 0
                 for source, places in (
                     (their.get(name), theirs),
                     (own.get(name), mine),
                 ):
                     if source is None:
                         continue
-                    held = 0
                     for i, place in enumerate(places):
                         cell = source[CELL * i : CELL * i + CELL]
                         if cell[0] != NOT_RUN:
                             cells[place] = cell
-                            held += 1
-                    limit = max(limit, held)
-                merged[name] = _keep_newest(
-                    "".join(cells), limit if window is None else window
-                )
+                merged[name] = _keep_newest("".join(cells), window)
         self.columns = columns
         self.files = files
         self._drop_empty_columns()

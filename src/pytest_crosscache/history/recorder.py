@@ -37,13 +37,14 @@ from pytest_crosscache.history.outcomes import RERUN_PASSED
 from pytest_crosscache.history.outcomes import SKIPPED
 from pytest_crosscache.history.outcomes import XFAILED
 from pytest_crosscache.history.outcomes import XPASSED
+from pytest_crosscache.history.settings import DEFAULT_WINDOW
+from pytest_crosscache.history.settings import HISTORY_INI
+from pytest_crosscache.history.settings import RUNS_INI
+from pytest_crosscache.history.settings import parse_window
 
 if TYPE_CHECKING:
     from pytest_crosscache.history.model import History
 
-HISTORY_INI = "cache_history"
-RUNS_INI = "cache_history_runs"
-DEFAULT_RUNS = 20
 #: The plugin name of the session's recorder.
 RECORDER_NAME = "crosscache-history-recorder"
 #: The nodeid recorder of :mod:`pytest_crosscache.selection.newfirst`, which
@@ -63,8 +64,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini(
         RUNS_INI,
-        default=str(DEFAULT_RUNS),
-        help=f"Runs of each test the history keeps (default {DEFAULT_RUNS})",
+        default=str(DEFAULT_WINDOW),
+        help=f"Runs of each test the history keeps (default {DEFAULT_WINDOW})",
     )
 
 
@@ -83,16 +84,10 @@ def history_enabled(config: pytest.Config) -> bool:
 
 def history_window(config: pytest.Config) -> int:
     """``cache_history_runs``; a usage error names it when it is not a count."""
-    raw = config.getini(RUNS_INI)
     try:
-        value = int(str(raw).strip())
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise pytest.UsageError(
-            f"{RUNS_INI} must be a whole number of runs >= 1, got {raw!r}"
-        )
-    return value
+        return parse_window(config.getini(RUNS_INI))
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_configure(config: pytest.Config) -> None:

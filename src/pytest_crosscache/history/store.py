@@ -51,6 +51,7 @@ from pytest_crosscache.history._bucket import split_nodeid
 from pytest_crosscache.history.model import History
 from pytest_crosscache.history.model import Run
 from pytest_crosscache.history.model import TestHistory
+from pytest_crosscache.history.settings import DEFAULT_WINDOW
 
 if TYPE_CHECKING:
     from pytest_crosscache.backends.protocol import Backend
@@ -66,8 +67,6 @@ LOCK_KEY = HISTORY_PREFIX
 #: How many buckets the tests are spread over.  Part of the layout: a
 #: different number would put files in other buckets.
 BUCKETS = 64
-#: Runs kept per test unless ``cache_history_runs`` says otherwise.
-DEFAULT_WINDOW = 20
 #: Runs kept in the runs index (the buckets know each run they reference).
 RUNS_KEPT = 500
 
@@ -456,12 +455,17 @@ def import_durations(
 
 
 def merge_history(
-    target: Backend, sources: Iterable[Backend], *, on_damage: OnDamage | None = None
+    target: Backend,
+    sources: Iterable[Backend],
+    *,
+    window: int = DEFAULT_WINDOW,
+    on_damage: OnDamage | None = None,
 ) -> int:
     """Unite the histories of ``sources`` into ``target``, by run id.
 
-    Returns how many runs the target's index holds afterwards.  Merging the
-    same source twice changes nothing the second time.
+    Each test keeps its newest ``window`` runs.  Returns how many runs the
+    target's index holds afterwards.  Merging the same source twice changes
+    nothing the second time.
     """
     sources = list(sources)
     with target.lock(LOCK_KEY):
@@ -476,7 +480,9 @@ def merge_history(
             for source in sources:
                 data = source.read(key)
                 if data is not None:
-                    bucket.merge(Bucket.parse(data, source.location(key), on_damage))
+                    bucket.merge(
+                        Bucket.parse(data, source.location(key), on_damage), window
+                    )
                     changed = True
                 ddata = source.read(dkey)
                 if ddata is not None:
