@@ -486,3 +486,16 @@ def test_commands_never_import_pytest(command: str) -> None:
         check=False,
     ).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_show_summarises_the_history(project: Path, cli: Cli) -> None:
+    run(project)
+    status, out, _ = cli(project, "show")
+    assert status == 0
+    assert "crosscache/history/" not in out
+    lines = out.splitlines()
+    assert lines[-2].startswith("(and the test history: 3 values, ")
+    assert lines[-2].endswith("crosscache show 'history/**/*' lists them)")
+    assert lines[-1] == "1 value"
+    status, out, _ = cli(project, "show", "history/**/*")
+    assert out.count("crosscache/history/") == 3

@@ -277,3 +277,21 @@ def test_a_pass_on_rerun_is_flaky_at_once(pytester: pytest.Pytester, workers) ->
     )
     section = out.split("known flaky")[1].split("short test summary")[0]
     assert "test_red" not in section
+
+
+def test_cache_show_lists_the_history_only_when_asked(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_a="def test_one(): pass\n")
+    pytester.runpytest().assert_outcomes(passed=1)
+    result = pytester.runpytest("--cache-show")
+    assert "crosscache/history" not in result.stdout.str()
+    result.stdout.fnmatch_lines(["cache/nodeids contains:"])
+    result = pytester.runpytest("--cache-show", "history/**/*")
+    result.stdout.fnmatch_lines(
+        [
+            "crosscache/history/durations/* contains:",
+            "crosscache/history/runs contains:",
+            "crosscache/history/tests/* contains:",
+        ]
+    )

@@ -18,6 +18,18 @@ LASTFAILED_KEY = "cache/lastfailed"
 NODEIDS_KEY = "cache/nodeids"
 STEPWISE_KEY = "cache/stepwise"
 DIRS_DIR = "d"
+#: The test history's values live below this prefix (see history/store.py).
+HISTORY_PREFIX = "crosscache/history"
+
+
+def hides_history(glob: str) -> bool:
+    """Whether listing ``glob`` leaves out the test history's values.
+
+    The history is many values of bookkeeping (``crosscache history`` and
+    friends show it readably), so ``--cache-show`` and ``crosscache show``
+    list it only when the glob mentions it, as ``history/**/*`` does.
+    """
+    return "history" not in glob
 
 
 def normalize_key(key: str, *, allow_nul: bool = False) -> str:

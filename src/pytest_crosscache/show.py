@@ -8,6 +8,8 @@ from collections.abc import Callable
 import pytest
 
 from pytest_crosscache._keys import DIRS_DIR
+from pytest_crosscache._keys import HISTORY_PREFIX
+from pytest_crosscache._keys import hides_history
 from pytest_crosscache.cache import Cache
 from pytest_crosscache.fs.paths import files_below
 
@@ -23,6 +25,8 @@ def show(config: pytest.Config, cache: Cache) -> int:
     # Sorted segment by segment, as pytest sorts paths ("a/b" before "a-b").
     # A glob with ".." can match one value along several paths: once is enough.
     keys = sorted(set(cache.backend.keys(glob)), key=lambda key: key.split("/"))
+    if hides_history(glob):
+        keys = [key for key in keys if not key.startswith(f"{HISTORY_PREFIX}/")]
     if not keys and not cache.cachedir.is_dir():
         line("cache is empty")
         return 0

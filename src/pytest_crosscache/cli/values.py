@@ -12,6 +12,8 @@ from typing import Any
 
 from pytest_crosscache import _json
 from pytest_crosscache._keys import DIRS_DIR
+from pytest_crosscache._keys import HISTORY_PREFIX
+from pytest_crosscache._keys import hides_history
 from pytest_crosscache._keys import strict_key
 from pytest_crosscache.cli.format import dump
 from pytest_crosscache.cli.format import format_age
@@ -39,8 +41,12 @@ def cmd_show(args: argparse.Namespace) -> int:
     backend = target.backend
     now = time.time()
     rows: list[tuple[str, int | None, float | None, bool, Any]] = []
+    hidden: list[int] = []
     for key in sorted_keys(backend, args.glob):
         data = backend.read(key)
+        if key.startswith(f"{HISTORY_PREFIX}/") and hides_history(args.glob):
+            hidden.append(len(data or b""))
+            continue
         modified = backend.modified(key)
         if data is None:  # removed while we looked
             continue
@@ -74,12 +80,18 @@ def cmd_show(args: argparse.Namespace) -> int:
         stat = path.stat()
         name = path.relative_to(target.cachedir).as_posix()
         table.append((name, format_size(stat.st_size), format_age(now - stat.st_mtime)))
-    if not table:
+    if not table and not hidden:
         print(
             f"no values match {args.glob!r}" if args.glob != "*" else "cache is empty"
         )
         return 0
-    print_table(("KEY", "SIZE", "AGE"), table)
+    if table:
+        print_table(("KEY", "SIZE", "AGE"), table)
+    if hidden:
+        print(
+            f"(and the test history: {len(hidden)} values, "
+            f"{format_size(sum(hidden))}; crosscache show 'history/**/*' lists them)"
+        )
     noun = "value" if len(rows) == 1 else "values"
     summary = f"{len(rows)} {noun}"
     if files:

@@ -39,6 +39,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from typing import Any
 
+from pytest_crosscache._keys import HISTORY_PREFIX
 from pytest_crosscache.history._bucket import FORMAT_VERSION
 from pytest_crosscache.history._bucket import Bucket
 from pytest_crosscache.history._bucket import Column
@@ -57,7 +58,6 @@ if TYPE_CHECKING:
     from pytest_crosscache.backends.protocol import Backend
     from pytest_crosscache.cache import Cache
 
-HISTORY_PREFIX = "crosscache/history"
 RUNS_KEY = f"{HISTORY_PREFIX}/runs"
 TESTS_PREFIX = f"{HISTORY_PREFIX}/tests"
 DURATIONS_PREFIX = f"{HISTORY_PREFIX}/durations"
