@@ -138,7 +138,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--html", type=Path, default=Path("report.html"))
     parser.add_argument("--screenshot", type=Path, metavar="PNG")
-    parser.add_argument("--size", default="1200x1500", metavar="WxH")
+    parser.add_argument("--size", default="1200x1830", metavar="WxH")
     parser.add_argument("--top", default="50", metavar="N", help="rows per section")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
