@@ -499,6 +499,46 @@ def test_on_redis(
     assert not (tmp_path / ".pytest_cache").exists()
 
 
+def test_after_real_sessions(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, crosscache
+) -> None:
+    """Three CI sessions of one commit, recorded by the plugin, then the page."""
+    pytester.makeini("[pytest]\n")
+    pytester.makepyfile(
+        test_a="""
+        from pathlib import Path
+
+        def test_flaky():
+            counter = Path("attempts")
+            attempt = int(counter.read_text()) + 1 if counter.exists() else 1
+            counter.write_text(str(attempt))
+            assert attempt != 2
+
+        def test_broken():
+            assert 0
+
+        def test_fine():
+            pass
+        """
+    )
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.setenv("GITHUB_SHA", "a" * 40)
+    for failed in (1, 2, 1, 1):  # test_flaky fails in the second session
+        pytester.runpytest().assert_outcomes(passed=3 - failed, failed=failed)
+    done = crosscache(pytester.path, "report", "--html", "r.html", "--shards", "2")
+    assert done.returncode == 0, done.stderr
+    assert "3 tests, 4 runs, 1 failing now, 1 flaky" in done.stdout
+    page = (pytester.path / "r.html").read_text(encoding="utf-8")
+    ids = Sections(page).ids
+    assert ids["flaky"] == ["test_a.py::test_flaky"]
+    assert ids["failing"] == ["test_a.py::test_broken"]
+    assert sorted(ids["slowest"]) == sorted(
+        f"test_a.py::test_{name}" for name in ("flaky", "broken", "fine")
+    )
+    assert "Shard plan for 2 jobs" in page
+    assert "failed 1 of the last 4 runs on commit aaaaaaa" in page
+
+
 # --- in a real browser -------------------------------------------------------
 
 
