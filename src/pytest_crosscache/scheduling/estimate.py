@@ -70,55 +70,62 @@ def estimate(
         recorded under (e.g. :func:`without_group`), tried when the id
         itself has no record.
     """
-    seconds: list[float | None] = []
-    known = 0
-    for nodeid in nodeids:
-        value = recorded.get(nodeid)
-        if value is None and normalize is not None:
-            value = recorded.get(normalize(nodeid))
-        if value is not None and usable(value):
-            seconds.append(float(value))
-            known += 1
-        else:
-            seconds.append(None)
+    found: list[object] = list(map(recorded.get, nodeids))
+    if normalize is not None:
+        found = [
+            recorded.get(normalize(nodeid)) if value is None else value
+            for nodeid, value in zip(nodeids, found, strict=True)
+        ]
+    inf = math.inf
+    # The common case first, in one pass: finite, non-negative floats.
+    seconds: list[float | None] = [
+        value
+        if value.__class__ is float and 0.0 <= value < inf
+        else float(value)  # type: ignore[arg-type]
+        if value is not None and usable(value)
+        else None
+        for value in found
+    ]
+    known = len(seconds) - seconds.count(None)
     if known == len(seconds):
         return Estimates(tuple(seconds), known)  # type: ignore[arg-type]
-    fallback = _Fallback(recorded)
+    # A group suffix never touches the file part: no need to normalize.
+    fallback = _Fallback(
+        recorded,
+        {
+            file_of(n)
+            for n, value in zip(nodeids, seconds, strict=True)
+            if value is None
+        },
+    )
     filled = tuple(
-        value
-        if value is not None
-        else fallback.of(file_of(normalize(nodeid) if normalize else nodeid))
+        value if value is not None else fallback.of(file_of(nodeid))
         for nodeid, value in zip(nodeids, seconds, strict=True)
     )
     return Estimates(filled, known)
 
 
 class _Fallback:
-    """Medians by file and of the suite, computed only once one is needed."""
+    """Medians of the recorded durations of some files, and of the suite."""
 
-    def __init__(self, recorded: Mapping[str, float]) -> None:
-        self._recorded = recorded
-        self._by_file: dict[str, list[float]] | None = None
+    def __init__(self, recorded: Mapping[str, float], files: set[str]) -> None:
+        by_file: dict[str, list[float]] = {file: [] for file in files}
+        for nodeid, value in recorded.items():
+            found = by_file.get(nodeid.partition("::")[0])
+            if found is not None and usable(value):
+                found.append(float(value))
+        suite: float | None = None
         self._medians: dict[str, float] = {}
-        self._suite: float | None = None
+        for file, values in by_file.items():
+            if not values and suite is None:
+                inf = math.inf
+                every = [
+                    value
+                    for value in recorded.values()
+                    if value.__class__ is float and 0.0 <= value < inf
+                ]
+                suite = median(every) if every else UNKNOWN_SUITE_SECONDS
+            self._medians[file] = median(values) if values else suite  # type: ignore[assignment]
 
     def of(self, file: str) -> float:
-        found = self._medians.get(file)
-        if found is not None:
-            return found
-        if self._by_file is None:
-            self._by_file = {}
-            for nodeid, value in self._recorded.items():
-                if usable(value):
-                    self._by_file.setdefault(file_of(nodeid), []).append(float(value))
-        values = self._by_file.get(file)
-        result = median(values) if values else self._of_suite()
-        self._medians[file] = result
-        return result
-
-    def _of_suite(self) -> float:
-        if self._suite is None:
-            assert self._by_file is not None
-            every = [value for values in self._by_file.values() for value in values]
-            self._suite = median(every) if every else UNKNOWN_SUITE_SECONDS
-        return self._suite
+        return self._medians[file]

@@ -72,7 +72,9 @@ def pytest_configure(config: pytest.Config) -> None:
     # slowest-first wrapper, registered later, runs on their result.
     manager = config.pluginmanager
     worker = is_xdist_worker(config)
-    with_xdist = manager.hasplugin("xdist")
+    # By its hooks rather than its name: "-p xdist.plugin" registers it
+    # under another name than the entry point does.
+    with_xdist = hasattr(config.hook, "pytest_xdist_make_scheduler")
     shard = config.getoption("shard", None)
     if shard is not None:
         from pytest_crosscache.scheduling import shard as sharding

@@ -23,13 +23,17 @@ def lpt(weights: Sequence[float], keys: Sequence[str], bins: int) -> list[int]:
     """
     if bins < 1:
         raise ValueError(f"cannot partition into {bins} bins")
-    order = sorted(range(len(weights)), key=lambda i: (-weights[i], keys[i]))
+    # Two stable sorts with C-level keys: by key, then longest first (ties
+    # stay in key order).  Several times faster than one sort on tuples.
+    order = sorted(range(len(weights)), key=keys.__getitem__)
+    order.sort(key=weights.__getitem__, reverse=True)
     loads: list[tuple[float, int]] = [(0.0, b) for b in range(bins)]
     assignment = [0] * len(weights)
+    replace = heapq.heapreplace
     for i in order:
         load, b = loads[0]
         assignment[i] = b
-        heapq.heapreplace(loads, (load + weights[i], b))
+        replace(loads, (load + weights[i], b))
     return assignment
 
 

@@ -36,6 +36,10 @@ from pytest_crosscache.scheduling.units import scope_units
 SUPPORTED_DIST = frozenset(("load", "worksteal", *SCOPES))
 #: An xdist worker runs a test once it holds the next one (or is told to stop).
 RUNNING = 2
+#: Expected seconds a worker holds beyond the test it runs, so that it does
+#: not wait for the controller between short tests (on a busy machine a
+#: round trip can take tens of milliseconds).
+AHEAD = 0.1
 
 
 class SlowFirstScheduling:
@@ -179,18 +183,24 @@ class SlowFirstScheduling:
         return bool(self.spare) or any(self.plans.values())
 
     def _refill(self, node: WorkerController) -> None:
-        """Keep ``node`` running: send units until it holds two tests."""
+        """Keep ``node`` busy: two tests, and :data:`AHEAD` beyond the first."""
         if node.shutting_down or self.collection is None:
             return
         pending = self.node2pending[node]
-        while len(pending) < RUNNING:
+        while len(pending) < RUNNING or self._ahead(pending) < AHEAD:
             unit = self._next_unit(node)
             if unit is None:
-                # Nothing left for it: let it run its last test and stop.
-                node.shutdown()
+                if len(pending) < RUNNING:
+                    # Nothing left for it: let it run its last test and stop.
+                    node.shutdown()
                 return
             pending.extend(unit.indices)
             node.send_runtest_some(list(unit.indices))
+
+    def _ahead(self, pending: list[int]) -> float:
+        # The first pending test is the one running (or about to).
+        seconds = self.seconds
+        return sum(seconds[index] for index in pending[1:])
 
     def _next_unit(self, node: WorkerController) -> Unit | None:
         if self.spare:
