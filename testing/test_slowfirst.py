@@ -120,13 +120,28 @@ def test_longest_first_modules_by_total_tests_by_their_own(project) -> None:
 
 
 def test_without_history_the_order_is_the_usual_one(project) -> None:
-    plain = project.runpytest()
+    # First: every run records durations, which the next --sf would use.
     slow_first = project.runpytest("--slow-first")
+    plain = project.runpytest()
     slow_first.assert_outcomes(passed=6)
     assert order(slow_first) == order(plain)
     slow_first.stdout.fnmatch_lines(
         ["slow-first: no recorded durations yet, keeping the usual order"]
     )
+
+
+def test_one_recorded_run_is_enough(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(RECORDER)
+    pytester.makepyfile(
+        test_a=module_of("test_1", "test_2"),
+        test_b="import time\ndef test_fast(): pass\ndef test_slow(): time.sleep(0.3)\n",
+    )
+    pytester.runpytest().assert_outcomes(passed=4)
+    result = pytester.runpytest("--sf")
+    result.stdout.fnmatch_lines(
+        ["slow-first: longest first, 4 of 4 tests with recorded durations"]
+    )
+    assert order(result)[0] == "test_b.py::test_slow"
 
 
 def test_tests_without_history_count_as_the_median_of_their_file(project) -> None:
