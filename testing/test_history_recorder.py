@@ -217,7 +217,7 @@ def test_damaged_history_is_reported_and_rewritten(pytester: pytest.Pytester) ->
     assert history_of(pytester.path).tests["test_a.py::test_one"].outcomes == "P"
 
 
-def test_a_held_lock_costs_the_history_not_the_session(
+def test_a_stuck_lock_keeps_the_run_for_the_next_session(
     pytester: pytest.Pytester,
 ) -> None:
     pytester.makepyfile(test_a="def test_one(): pass\n")
@@ -225,8 +225,31 @@ def test_a_held_lock_costs_the_history_not_the_session(
     with backend.lock(store.LOCK_KEY):
         result = pytester.runpytest("-o", "cache_lock_timeout=0.2")
     assert result.ret == 0
-    result.stdout.fnmatch_lines(["*test history of this run was not recorded*"])
+    result.stdout.fnmatch_lines(
+        ["*test history of this run is kept in *.crosscache-history-pending*"]
+    )
     assert history_keys(pytester.path) == []
+    pending = pytester.path / ".pytest_cache" / ".crosscache-history-pending"
+    assert len(list(pending.iterdir())) == 1
+    pytester.runpytest().assert_outcomes(passed=1)
+    history = history_of(pytester.path)
+    assert history.tests["test_a.py::test_one"].outcomes == "PP"
+    assert len(history.runs) == 2
+    assert list(pending.iterdir()) == []
+
+
+def test_unusable_pending_runs_are_reported_and_removed(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_a="def test_one(): pass\n")
+    pending = pytester.path / ".pytest_cache" / ".crosscache-history-pending"
+    pending.mkdir(parents=True)
+    (pending / "0-bad.json").write_text("{not json")
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1, warnings=1)
+    result.stdout.fnmatch_lines(["*left out the unusable pending run *0-bad.json*"])
+    assert list(pending.iterdir()) == []
+    assert history_of(pytester.path).tests["test_a.py::test_one"].outcomes == "P"
 
 
 def test_xdist_controller_records_each_test_once(pytester: pytest.Pytester) -> None:

@@ -43,7 +43,10 @@ from pytest_crosscache.history.settings import RUNS_INI
 from pytest_crosscache.history.settings import parse_window
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from pytest_crosscache.history.model import History
+    from pytest_crosscache.history.model import Run
 
 #: The plugin name of the session's recorder.
 RECORDER_NAME = "crosscache-history-recorder"
@@ -206,10 +209,10 @@ class HistoryRecorder:
         )
         nodeids = self.config.pluginmanager.get_plugin(NODEIDS_PLUGIN)
         collected = nodeids.whole_suite() if nodeids is not None else None
-        backend = self.config.stash[cache_key].backend
+        cache = self.config.stash[cache_key]
         try:
             history: History = record_run(
-                backend,
+                cache.backend,
                 run,
                 results,
                 window=self.window,
@@ -218,7 +221,11 @@ class HistoryRecorder:
                 on_damage=lambda problem: warn_cache(
                     f"test history: {problem}; rewriting it without the damaged part"
                 ),
+                pending=cache.cachedir,
             )
+        except TimeoutError as exc:
+            self._keep_for_later(cache.cachedir, run, results, exc)
+            return
         except OSError as exc:
             warn_cache(f"test history of this run was not recorded: {exc}")
             return
@@ -236,6 +243,24 @@ class HistoryRecorder:
                 found = verdict(test, history.runs)
                 if found.status == FLAKY:
                     self.flaky.append((nodeid, found.evidence))
+
+    def _keep_for_later(
+        self,
+        cachedir: Path,
+        run: Run,
+        results: dict[str, tuple[str, float]],
+        exc: TimeoutError,
+    ) -> None:
+        from pytest_crosscache.history import pending
+
+        try:
+            path = pending.save(cachedir, run, results)
+        except OSError as error:
+            warn_cache(f"test history of this run was not recorded: {exc}; {error}")
+            return
+        warn_cache(
+            f"test history of this run is kept in {path} for the next session: {exc}"
+        )
 
     def pytest_terminal_summary(
         self, terminalreporter: pytest.TerminalReporter

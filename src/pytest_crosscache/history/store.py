@@ -55,6 +55,8 @@ from pytest_crosscache.history.model import TestHistory
 from pytest_crosscache.history.settings import DEFAULT_WINDOW
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from pytest_crosscache.backends.protocol import Backend
     from pytest_crosscache.cache import Cache
 
@@ -316,6 +318,7 @@ def record_run(
     collected: Collection[str] | None = None,
     want: Collection[str] = (),
     on_damage: OnDamage | None = None,
+    pending: Path | None = None,
 ) -> History:
     """Add one session's outcomes to the history: one locked read-modify-write.
 
@@ -326,10 +329,54 @@ def record_run(
         (this reads every bucket).
     :param want: node ids whose updated histories to return, e.g. this
         session's failures (read from what was written, at no extra cost).
+    :param pending: a cache directory whose runs saved past a stuck lock
+        (:mod:`~pytest_crosscache.history.pending`) are added first.
     :returns: the history of the ``want`` tests, with the runs they refer to.
     :raises OSError: if the storage or its lock fails (``TimeoutError``
         when the lock stays taken); nothing is half-written per value.
     """
+    with backend.lock(LOCK_KEY):
+        runs = read_runs(backend, on_damage)
+        if pending is not None:
+            from pytest_crosscache.history import pending as waiting
+
+            done = []
+            for path, earlier, earlier_results in waiting.load(pending, on_damage):
+                if earlier is not None:
+                    _add_run(
+                        backend, earlier, earlier_results, window, None, {}, on_damage
+                    )
+                    runs.setdefault(earlier.id, earlier)
+                done.append(path)
+        wanted: dict[int, set[tuple[str, str]]] = {}
+        for nodeid in want:
+            file, name = split_nodeid(nodeid)
+            wanted.setdefault(bucket_of(file), set()).add((file, name))
+        found, columns = _add_run(
+            backend, run, results, window, collected, wanted, on_damage
+        )
+        runs[run.id] = run
+        backend.write(RUNS_KEY, _runs_bytes(runs))
+        if pending is not None:
+            waiting.discard(done)
+    referenced = {run_id for test in found.values() for run_id in test.run_ids}
+    _add_missing_runs(runs, columns, referenced)
+    return History(
+        runs={run_id: runs[run_id] for run_id in referenced if run_id in runs},
+        tests=found,
+    )
+
+
+def _add_run(
+    backend: Backend,
+    run: Run,
+    results: Mapping[str, tuple[str, float]],
+    window: int,
+    collected: Collection[str] | None,
+    wanted: Mapping[int, Collection[tuple[str, str]]],
+    on_damage: OnDamage | None,
+) -> tuple[dict[str, TestHistory], list[Column]]:
+    """Write one run into its buckets (the lock held); return the ``wanted`` tests."""
     grouped: dict[int, dict[str, dict[str, tuple[str, float]]]] = {}
     files: dict[str, int] = {}
     for nodeid, result in results.items():
@@ -338,53 +385,38 @@ def record_run(
         if index is None:
             index = files[file] = bucket_of(file)
         grouped.setdefault(index, {}).setdefault(file, {})[name] = result
-    wanted: dict[int, set[tuple[str, str]]] = {}
-    for nodeid in want:
-        file, name = split_nodeid(nodeid)
-        wanted.setdefault(bucket_of(file), set()).add((file, name))
     indices = set(grouped) if collected is None else set(range(BUCKETS))
     column: Column = (run.id, run.started, run.revision, run.ci)
     found: dict[str, TestHistory] = {}
     columns: list[Column] = []
-    with backend.lock(LOCK_KEY):
-        for index in sorted(indices):
-            key = tests_key(index)
-            data = backend.read(key)
-            if data is None and index not in grouped:
-                continue
-            bucket = Bucket.parse(data, key, on_damage)
-            ran = grouped.get(index)
-            if ran is not None:
-                bucket.add_run(column, ran, window)
-            gone = bucket.forget(collected) if collected is not None else set()
-            if ran is None and not gone:
-                continue
-            _write_bucket(backend, index, bucket, data)
-            _update_durations(
-                backend,
-                index,
-                bucket.medians(
-                    (file, name)
-                    for file, tests in (ran or {}).items()
-                    for name in tests
-                ),
-                gone,
-                on_damage,
-            )
-            for file, name in wanted.get(index, ()):
-                history = bucket.test_history(file, name)
-                if history is not None:
-                    found[history.nodeid] = history
-                    columns.extend(bucket.columns)
-        runs = read_runs(backend, on_damage)
-        runs[run.id] = run
-        backend.write(RUNS_KEY, _runs_bytes(runs))
-    referenced = {run_id for test in found.values() for run_id in test.run_ids}
-    _add_missing_runs(runs, columns, referenced)
-    return History(
-        runs={run_id: runs[run_id] for run_id in referenced if run_id in runs},
-        tests=found,
-    )
+    for index in sorted(indices):
+        key = tests_key(index)
+        data = backend.read(key)
+        if data is None and index not in grouped:
+            continue
+        bucket = Bucket.parse(data, key, on_damage)
+        ran = grouped.get(index)
+        if ran is not None:
+            bucket.add_run(column, ran, window)
+        gone = bucket.forget(collected) if collected is not None else set()
+        if ran is None and not gone:
+            continue
+        _write_bucket(backend, index, bucket, data)
+        _update_durations(
+            backend,
+            index,
+            bucket.medians(
+                (file, name) for file, tests in (ran or {}).items() for name in tests
+            ),
+            gone,
+            on_damage,
+        )
+        for file, name in wanted.get(index, ()):
+            history = bucket.test_history(file, name)
+            if history is not None:
+                found[history.nodeid] = history
+                columns.extend(bucket.columns)
+    return found, columns
 
 
 def _write_bucket(
