@@ -499,3 +499,41 @@ def test_show_summarises_the_history(project: Path, cli: Cli) -> None:
     assert lines[-1] == "1 value"
     status, out, _ = cli(project, "show", "history/**/*")
     assert out.count("crosscache/history/") == 3
+
+
+def test_runs_recorded_during_a_redis_outage_are_united_with_the_servers(
+    pytester: pytest.Pytester, own_redis_server, redis_namespace: str, cli: Cli
+) -> None:
+    server = own_redis_server
+    machines = []
+    for machine in ("m1", "m2"):
+        root = pytester.path / machine / "proj"
+        root.mkdir(parents=True)
+        (root / "pytest.ini").write_text(
+            f"[pytest]\ncache_backend = {server.url}\n"
+            f"cache_namespace = {redis_namespace}\n"
+        )
+        (root / "test_moody.py").write_text(MOODY)
+        machines.append(root)
+    m1, m2 = machines
+
+    def session(root: Path) -> str:
+        proc = subprocess.run(
+            pytest_cmd(),
+            cwd=root,
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout
+
+    session(m1)
+    server.stop()
+    assert "is unreachable" in session(m1)  # recorded locally, journaled
+    server.start()  # empty: it persisted nothing
+    session(m2)  # the server's history now holds m2's run only
+    session(m1)  # replays m1's outage: both sides' runs are kept
+    runs = runs_per_test(cli.json(m1, "history", "*"))
+    assert {len(set(ids)) for ids in runs.values()} == {4}

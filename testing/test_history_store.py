@@ -200,3 +200,23 @@ def test_imported_durations_fill_gaps_only(backend) -> None:
 def test_empty_history(backend) -> None:
     assert load_history_from_backend(backend) == History.empty()
     assert recorded_durations_from_backend(backend) == {}
+
+
+def test_stored_values_merge_by_run_id(tmp_path) -> None:
+    one, two = DirectoryBackend(tmp_path / "one"), DirectoryBackend(tmp_path / "two")
+    record_run(one, make_run(1), {"a.py::x": ("P", 1.0)})
+    for backend in (one, two):
+        record_run(backend, make_run(2), {"a.py::x": ("F", 3.0)})
+    record_run(two, make_run(3), {"a.py::y": ("P", 2.0)})
+    target = DirectoryBackend(tmp_path / "target")
+    keys = {*one.keys(), *two.keys()}
+    for key in keys:
+        merged = store.merge_stored(key, one.read(key), two.read(key))
+        assert merged is not None
+        target.write(key, merged)
+    history = load_history_from_backend(target)
+    assert history.tests["a.py::x"].outcomes == "PF"
+    assert history.tests["a.py::y"].outcomes == "P"
+    assert set(history.runs) == {"run0001", "run0002", "run0003"}
+    assert set(recorded_durations_from_backend(target)) == {"a.py::x", "a.py::y"}
+    assert store.merge_stored(store.RUNS_KEY, None, None) is None

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
+from pytest_crosscache._keys import HISTORY_PREFIX
 from pytest_crosscache._warnings import shown_not_raised
 from pytest_crosscache._warnings import warn_cache
 from pytest_crosscache.backends._redis_errors import describe
@@ -556,9 +557,16 @@ class RedisBackend:
                     ours_newer = (
                         written is None or their_time is None or written >= their_time
                     )
-                    merged = merge3(base, ours, theirs, ours_newer=ours_newer)
-                    if merged is not None:
-                        merged = _json.encode(key, merged)
+                    if key.startswith(HISTORY_VALUES):
+                        # United by run id: a generic merge would keep one
+                        # side's runs of a bucket and drop the other's.
+                        from pytest_crosscache.history.store import merge_stored
+
+                        merged = merge_stored(key, ours, theirs)
+                    else:
+                        merged = merge3(base, ours, theirs, ours_newer=ours_newer)
+                        if merged is not None:
+                            merged = _json.encode(key, merged)
                     if merged == theirs:
                         pipe.reset()
                         return
@@ -573,6 +581,10 @@ class RedisBackend:
                     return
                 except redis.WatchError:
                     continue
+
+
+#: The test history's values, replayed by their own merge.
+HISTORY_VALUES = f"{HISTORY_PREFIX}/"
 
 
 # --------------------------------------------------------------------------

@@ -40,7 +40,9 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from pytest_crosscache._keys import HISTORY_PREFIX
+from pytest_crosscache.history._bucket import CELL
 from pytest_crosscache.history._bucket import FORMAT_VERSION
+from pytest_crosscache.history._bucket import NOT_RUN
 from pytest_crosscache.history._bucket import Bucket
 from pytest_crosscache.history._bucket import Column
 from pytest_crosscache.history._bucket import OnDamage
@@ -140,7 +142,11 @@ def _run_from_json(run_id: str, value: object) -> Run | None:
 
 def read_runs(backend: Backend, on_damage: OnDamage | None = None) -> dict[str, Run]:
     """The runs index, by run id; damaged entries are left out."""
-    stored = decode_json(backend.read(RUNS_KEY), RUNS_KEY, on_damage)
+    return _runs_from(backend.read(RUNS_KEY), on_damage)
+
+
+def _runs_from(data: bytes | None, on_damage: OnDamage | None) -> dict[str, Run]:
+    stored = decode_json(data, RUNS_KEY, on_damage)
     if stored is None:
         return {}
     raw = stored.get("runs") if isinstance(stored, dict) else None
@@ -451,6 +457,44 @@ def _update_durations(
         backend.write(key, encode_json(durations))
     elif before is not None:
         backend.delete(key)
+
+
+def merge_stored(key: str, ours: bytes | None, theirs: bytes | None) -> bytes | None:
+    """Two stored versions of one history value, united by run id.
+
+    For the Redis backend's outage journal: a value written locally during
+    an outage and the one the server holds now.  Buckets keep, per test, as
+    many runs as the larger of the default window and what either side
+    held; duration summaries and the runs index are united entry by entry.
+    Returns ``None`` when both are absent.
+    """
+    if ours is None or theirs is None:
+        return ours if theirs is None else theirs
+    if key == RUNS_KEY:
+        runs = _runs_from(theirs, None)
+        for run_id, run in _runs_from(ours, None).items():
+            runs.setdefault(run_id, run)
+        return _runs_bytes(runs)
+    if key.startswith(f"{DURATIONS_PREFIX}/"):
+        durations = _parse_durations(theirs, key, None)
+        for file, tests in _parse_durations(ours, key, None).items():
+            durations.setdefault(file, {}).update(tests)
+        return encode_json(durations)
+    if key.startswith(f"{TESTS_PREFIX}/"):
+        bucket = Bucket.parse(theirs, key)
+        other = Bucket.parse(ours, key)
+        held = max(
+            (
+                len(cells) // CELL - cells.count(NOT_RUN) // CELL
+                for side in (bucket, other)
+                for tests in side.files.values()
+                for cells in tests.values()
+            ),
+            default=0,
+        )
+        bucket.merge(other, max(DEFAULT_WINDOW, held))
+        return bucket.to_bytes() if bucket else None
+    return ours
 
 
 def import_durations(
