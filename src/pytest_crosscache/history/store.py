@@ -223,7 +223,7 @@ def recorded_durations_from_backend(
         for file, tests in _parse_durations(data, key, on_damage).items():
             # Node ids joined in C: this is the bulk of the work.
             durations.update(
-                zip(map(f"{file}::".__add__, tests), tests.values(), strict=True)
+                zip(map(f"{file}::".__add__, tests), tests.values(), strict=False)
             )
             if "" in tests:
                 durations[file] = durations.pop(f"{file}::")
