@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 
-from pytest_crosscache.cache import cache_key
 from pytest_crosscache.scheduling.durations import recorded_durations
 from pytest_crosscache.scheduling.estimate import estimate
 from pytest_crosscache.scheduling.estimate import without_group
@@ -81,7 +80,7 @@ class SlowFirstOrdering:
         result = yield
         if not items:
             return result
-        recorded = recorded_durations(config.stash[cache_key])
+        recorded = recorded_durations(config)
         if not recorded:
             self.status = "no recorded durations yet, keeping the usual order"
             return result
@@ -165,7 +164,7 @@ class XdistSlowFirst:
         if dist not in SUPPORTED_DIST:
             # "each" runs everything everywhere: there is nothing to balance.
             return None
-        recorded = recorded_durations(config.stash[cache_key])
+        recorded = recorded_durations(config)
         if not recorded:
             # Nothing to go by: xdist's own scheduler, a plain run.
             return None
