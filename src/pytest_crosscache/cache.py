@@ -24,8 +24,10 @@ from pytest_crosscache._keys import storage_problem
 from pytest_crosscache._warnings import warn_cache
 from pytest_crosscache.backends.directory import CachePathError
 from pytest_crosscache.backends.directory import DirectoryBackend
+from pytest_crosscache.backends.directory import remove_tree
 from pytest_crosscache.fs.cachedir import cache_dir_from_config
 from pytest_crosscache.fs.cachedir import ensure_cache_dir
+from pytest_crosscache.fs.paths import confined
 
 if TYPE_CHECKING:
     import pytest
@@ -460,12 +462,21 @@ class Cache:
 
         :param name: a single path component, e.g. your plugin's name.
         :raises ValueError: if ``name`` contains ``/`` or a NUL, or is
-            ``..``, as pytest's provider refuses them.
+            ``..``, as pytest's provider refuses them; or if ``d/`` or
+            ``d/<name>`` is a symbolic link leading out of the cache
+            directory.
         :raises TypeError: if ``name`` is not a string.
         :raises OSError: if the directory cannot be created (for instance
             a name longer than the file system allows), as with pytest.
         """
-        path = self._dir / DIRS_DIR / check_dir_name(name)
+        # The directory may come from elsewhere (a shard's artifact): one
+        # that is a link out of the cache is refused, not written through.
+        # "" and "." name d/ itself, as with pytest.
+        name = check_dir_name(name)
+        if name in ("", "."):
+            path = confined(self._dir, DIRS_DIR)
+        else:
+            path = confined(self._dir, name, under=DIRS_DIR)
         ensure_cache_dir(self._dir)
         path.mkdir(parents=True, exist_ok=True)
         return path
@@ -491,11 +502,12 @@ class Cache:
         from pytest_crosscache import _deferred
 
         _deferred.clear(self._dir)
-        dirs = self._dir / DIRS_DIR
-        if dirs.is_dir():
-            import shutil
-
-            shutil.rmtree(dirs, ignore_errors=True)
+        try:
+            remove_tree(self._dir / DIRS_DIR)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            warn_cache(f"could not clear {self._dir / DIRS_DIR}: {exc}")
 
     def _refuse_storage(self, key: str) -> bool:
         """Warn and return True when ``key`` can never hold a value."""

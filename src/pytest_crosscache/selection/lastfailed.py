@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pytest_crosscache import _json
 from pytest_crosscache._keys import LASTFAILED_KEY
 from pytest_crosscache._warnings import shown_not_raised
 from pytest_crosscache._warnings import warn_cache
@@ -15,6 +17,8 @@ from pytest_crosscache._xdist import is_xdist_worker
 from pytest_crosscache.cache import ABSENT
 from pytest_crosscache.cache import DAMAGED
 from pytest_crosscache.cache import Cache
+from pytest_crosscache.fs.paths import UnsafePathError
+from pytest_crosscache.fs.paths import relative_parts
 
 
 def load_lastfailed(cache: Cache) -> dict[str, Any]:
@@ -104,7 +108,14 @@ class LastFailedRecorder:
                 stored = {}
             if isinstance(stored, dict) and self.merged_with(stored) == stored:
                 return
-            self.cache.update(LASTFAILED_KEY, self.merged_with, {})
+            self.cache.update(LASTFAILED_KEY, self._storable_merge, {})
+
+    def _storable_merge(self, stored: object) -> dict[str, Any]:
+        merged = self.merged_with(stored)
+        kept = _json.drop_unstorable(LASTFAILED_KEY, list(merged))
+        if len(kept) == len(merged):
+            return merged
+        return {nodeid: merged[nodeid] for nodeid in kept}
 
 
 class LastFailedSelection:
@@ -125,16 +136,41 @@ class LastFailedSelection:
             )
 
     def _paths_of_failures(self) -> set[Path]:
-        """Files holding known failures, and every directory above them."""
+        """Files holding known failures, and every directory above them.
+
+        A node id's path part comes from the record, which anyone who can
+        write the cache can fill: one that is no plain relative path (or
+        cannot name a file at all) is not looked up, and a warning names it.
+        The id itself stays in the record; it just selects no file.
+        """
         rootpath = self.config.rootpath
         candidates: set[Path] = set()
+        odd: list[str] = []
         for nodeid in self.recorder.lastfailed:
-            path = rootpath / nodeid.split("::", 1)[0]
+            part = nodeid.split("::", 1)[0]
+            if part in ("", "."):
+                continue  # the rootdir itself: a parent of everything
+            try:
+                relative_parts(part, what="node id path")
+            except UnsafePathError as exc:
+                odd.append(str(exc))
+                continue
+            path = rootpath / part
             if path in candidates:
                 continue
             candidates.add(path)
             candidates.update(path.parents)
-        return {path for path in candidates if path.exists()}
+        if odd:
+            shown = "; ".join(odd[:5])
+            more = f" (and {len(odd) - 5} more)" if len(odd) > 5 else ""
+            with shown_not_raised():
+                warn_cache(
+                    f"--lf: ignoring node ids of {LASTFAILED_KEY!r} that name no "
+                    f"file of the project: {shown}{more}"
+                )
+        # os.path.exists, not Path.exists: a path too long for the system
+        # is simply not there, never an error.
+        return {path for path in candidates if os.path.exists(path)}
 
     def pytest_report_collectionfinish(self) -> str | None:
         if self.config.get_verbosity() >= 0:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_crosscache import _json
 from pytest_crosscache._keys import NODEIDS_KEY
 from pytest_crosscache._warnings import shown_not_raised
 from pytest_crosscache._warnings import warn_cache
@@ -86,7 +87,8 @@ class NodeIdRecorder:
             # Forget only ids we knew and did not find: what concurrent
             # sessions added meanwhile stays, and tests that exist but were
             # deselected stay unknown, as they have not run yet.
-            return sorted((_validated(stored, warn=False) - gone) | self.seen)
+            ids = sorted((_validated(stored, warn=False) - gone) | self.seen)
+            return _json.drop_unstorable(NODEIDS_KEY, ids)
 
         with shown_not_raised():
             self.cache.update(NODEIDS_KEY, merge, [])

@@ -39,7 +39,16 @@ class StepwiseState:
 
     @property
     def last_cache_date(self) -> datetime:
-        return datetime.fromisoformat(self.last_cache_date_str)
+        """The date of the last update, in local time without a zone.
+
+        pytest writes local times without a zone; a record that carries one
+        (edited by hand, written elsewhere) is converted, so it compares
+        with ``datetime.now()`` instead of raising.
+        """
+        date = datetime.fromisoformat(self.last_cache_date_str)
+        if date.tzinfo is not None:
+            date = date.astimezone().replace(tzinfo=None)
+        return date
 
     @classmethod
     def from_json(cls, data: object) -> StepwiseState:
@@ -68,11 +77,14 @@ class StepwiseState:
             raise InvalidRecord(
                 f"TypeError: last_cache_date_str must be a string, not {date!r}"
             )
+        state = cls(last_failed, count, date)
         try:
-            datetime.fromisoformat(date)
-        except ValueError as exc:
-            raise InvalidRecord(f"ValueError: {exc}") from None
-        return cls(last_failed, count, date)
+            # Also converts a date with a zone, which fails for dates at the
+            # ends of the calendar (year 1 in a zone east of UTC).
+            state.last_cache_date  # noqa: B018
+        except (ValueError, OverflowError) as exc:
+            raise InvalidRecord(f"{type(exc).__name__}: {exc}") from None
+        return state
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -145,7 +157,9 @@ class StepwisePlugin:
             self.messages.append("previously failed test not found, not skipping.")
             return
         age = datetime.now() - self.state.last_cache_date
-        age = timedelta(seconds=int(age.total_seconds()))
+        # A date in the future (a clock set back, a record from elsewhere)
+        # is no age at all.
+        age = timedelta(seconds=max(int(age.total_seconds()), 0))
         self.messages.append(
             f"skipping {index} already passed items (cache from {age} ago,"
             " use --sw-reset to discard)."
