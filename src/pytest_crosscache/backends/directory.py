@@ -122,10 +122,27 @@ class DirectoryBackend:
         if path is None:
             return None
         try:
-            return path.read_bytes()
-        except OSError:
-            # Missing, a directory, unreadable: all mean "no usable value".
+            # Non-blocking: a FIFO planted as a value must not hang the
+            # session that opens it; only regular files are read.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except (OSError, ValueError):
+            # Missing, unreadable, a name no file can have: all mean "no
+            # usable value".
             return None
+        try:
+            mode = os.fstat(fd).st_mode
+            if not stat.S_ISREG(mode):
+                if not stat.S_ISDIR(mode):
+                    warn_cache(
+                        f"skipping cache key {key!r}: {path} is not a regular file"
+                    )
+                return None
+            with open(fd, "rb", closefd=False) as file:
+                return file.read()
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
 
     def modified(self, key: str) -> float | None:
         path = self._checked(key)

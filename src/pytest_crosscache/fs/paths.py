@@ -185,7 +185,9 @@ def files_below(
                     if not os.path.isfile(target):
                         continue  # a link to a directory inside: not entered
                 elif not entry.is_file(follow_symlinks=False):
-                    continue  # FIFOs, sockets, devices are no values
+                    shown = f"{under}/{name}" if under else name
+                    warn(f"skipping {shown}: it is not a regular file")
+                    continue
             except OSError:
                 continue
             if matches(name):
