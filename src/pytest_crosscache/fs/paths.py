@@ -7,7 +7,7 @@ is checked here, and only here:
 
 * :func:`relative_parts` is the lexical check: a name is a canonical
   relative path (no ``..``, ``.`` or empty segments, not absolute, no NUL,
-  segments that fit in a file name);
+  text a file name can be made of);
 * :func:`confined` adds the check on resolved paths: no symbolic link on
   the way below the trusted directory may lead outside it;
 * :func:`files_below` lists the files below a directory, with both checks
