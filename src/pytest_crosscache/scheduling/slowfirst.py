@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from pytest_crosscache.cache import cache_key
 from pytest_crosscache.scheduling.durations import recorded_durations
 from pytest_crosscache.scheduling.estimate import estimate
 from pytest_crosscache.scheduling.estimate import without_group
@@ -26,9 +27,10 @@ from pytest_crosscache.scheduling.order import slowest_first
 if TYPE_CHECKING:
     from pytest_crosscache.scheduling.xdist_scheduler import SlowFirstScheduling
 
-#: Plugin names under which the recorders of --lf/--ff and --nf are registered.
-LASTFAILED_PLUGIN = "crosscache-lastfailed"
-NODEIDS_PLUGIN = "crosscache-nodeids"
+#: pytest's plugin names, under which the recorders of --lf/--ff and --nf are
+#: registered.
+LASTFAILED_PLUGIN = "lfplugin"
+NODEIDS_PLUGIN = "nfplugin"
 #: Fixture scopes above "function", outermost first.
 HIGH_SCOPES = ("session", "package", "module", "class")
 
@@ -80,7 +82,7 @@ class SlowFirstOrdering:
         result = yield
         if not items:
             return result
-        recorded = recorded_durations(config)
+        recorded = recorded_durations(config.stash[cache_key])
         if not recorded:
             self.status = "no recorded durations yet, keeping the usual order"
             return result
@@ -164,7 +166,7 @@ class XdistSlowFirst:
         if dist not in SUPPORTED_DIST:
             # "each" runs everything everywhere: there is nothing to balance.
             return None
-        recorded = recorded_durations(config)
+        recorded = recorded_durations(config.stash[cache_key])
         if not recorded:
             # Nothing to go by: xdist's own scheduler, a plain run.
             return None
