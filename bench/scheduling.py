@@ -53,6 +53,9 @@ SPLIT_VERSION = "0.11.0"
 WORKERS = 4
 SHARDS = 3
 OURS = ["-p", "xdist.plugin", "-p", "pytest_crosscache.plugin"]
+#: Timed runs leave the history as the recorded run left it, so that every
+#: configuration and round plans from the same numbers.
+FROZEN = ["-o", "cache_history=false"]
 
 # --- the generated suite ------------------------------------------------------------
 
@@ -200,20 +203,19 @@ def alternate(
     return samples
 
 
-def record_durations(project: Path, nodeids: dict[str, float]) -> str:
-    """Make sure the history knows the suite's durations; say where they came from."""
+def record_durations(project: Path, nodeids: dict[str, float]) -> tuple[str, dict]:
+    """One recorded run; returns where the durations came from, and them."""
     from pytest_crosscache.backends.directory import DirectoryBackend
     from pytest_crosscache.history.store import import_durations
     from pytest_crosscache.history.store import recorded_durations_from_backend
 
-    # One recorded run: with the history recorder on, this is all it takes.
     run_pytest(project, [*OURS, "-n", str(WORKERS)])
     backend = DirectoryBackend(project / ".pytest_cache")
     recorded = recorded_durations_from_backend(backend)
     if len(recorded) >= len(nodeids):
-        return "measured by one recorded run"
+        return "measured by one recorded run (-n 4)", recorded
     import_durations(backend, nodeids)
-    return "imported (no history recorder in this version): the slept seconds"
+    return "imported: the slept seconds", recorded_durations_from_backend(backend)
 
 
 # --- sections -----------------------------------------------------------------------
@@ -224,7 +226,7 @@ def bench_xdist(work: Path, nodeids: dict[str, float], repeat: int) -> dict:
     empty = work / "empty"
     empty.mkdir()
     (empty / "pytest.ini").write_text("[pytest]\n")
-    source = record_durations(project, nodeids)
+    source, _ = record_durations(project, nodeids)
     print(f"  durations: {source}")
     configs = {
         "sf": ["-n", str(WORKERS), "--sf"],
@@ -232,7 +234,7 @@ def bench_xdist(work: Path, nodeids: dict[str, float], repeat: int) -> dict:
         "worksteal": ["-n", str(WORKERS), "--dist", "worksteal"],
         "empty": ["-n", str(WORKERS)],
     }
-    _, out = run_pytest(project, [*OURS, *configs["sf"], "-v"])
+    _, out = run_pytest(project, [*OURS, *FROZEN, *configs["sf"], "-vv"])
     if "scheduling tests via SlowFirstScheduling" not in out:
         raise RuntimeError(f"--sf did not schedule:\n{out}")
     setups: dict[str, list[int]] = {name: [] for name in configs}
@@ -247,7 +249,7 @@ def bench_xdist(work: Path, nodeids: dict[str, float], repeat: int) -> dict:
         timing_log.unlink(missing_ok=True)
         where = empty if name == "empty" else project
         env = {"SETUP_LOG": str(setup_log), "TIMING_LOG": str(timing_log)}
-        elapsed, _ = run_pytest(where, [*OURS, *configs[name]], env=env)
+        elapsed, _ = run_pytest(where, [*OURS, *FROZEN, *configs[name]], env=env)
         walls[name].append(elapsed)
         if name == "empty":
             return elapsed
@@ -324,13 +326,19 @@ def listed(stdout: str) -> list[str]:
 def bench_shard(work: Path, nodeids: dict[str, float], repeat: int) -> dict:
     project = work / "suite"
     split_path = ensure_pytest_split()
+    from pytest_crosscache.backends.directory import DirectoryBackend
+    from pytest_crosscache.history.store import recorded_durations_from_backend
+
     # pytest-split reads the same numbers the history holds.
+    recorded = recorded_durations_from_backend(
+        DirectoryBackend(project / ".pytest_cache")
+    )
     durations_file = project / ".test_durations"
-    durations_file.write_text(json.dumps(nodeids, indent=1))
+    durations_file.write_text(json.dumps(recorded, indent=1))
     split_env = {"PYTHONPATH": str(split_path)}
 
     def ours(index: int, key: str) -> list[str]:
-        return [*OURS, f"--shard={index}/{SHARDS}", f"--shard-key={key}"]
+        return [*OURS, *FROZEN, f"--shard={index}/{SHARDS}", f"--shard-key={key}"]
 
     def split(index: int) -> list[str]:
         return [
@@ -506,7 +514,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "shard" in sections:
             print(f"--shard K/{SHARDS} against pytest-split {SPLIT_VERSION}")
             if not (work / "suite" / ".pytest_cache").exists():
-                record_durations(work / "suite", nodeids)
+                print(f"  durations: {record_durations(work / 'suite', nodeids)[0]}")
             results["shard"] = bench_shard(work, nodeids, args.repeat)
             out.write_text(json.dumps(results, indent=1))
     if "plan" in sections:

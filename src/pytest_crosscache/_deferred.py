@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -73,14 +72,40 @@ class Deferred:
             "base": _text(base),
             "ours": _text(ours),
         }
+        self._check()
         self.directory.mkdir(parents=True, exist_ok=True)
         name = f"{time.time_ns():020d}-{os.getpid()}-{os.urandom(4).hex()}{_SUFFIX}"
         path = self.directory / name
         atomic_write(path, json.dumps(entry).encode())
         return path
 
+    def _check(self) -> None:
+        """Refuse a directory planted as a link out of the cache directory.
+
+        :raises OSError: naming the link.
+        """
+        from pytest_crosscache.backends.directory import CachePathError
+        from pytest_crosscache.fs.paths import UnsafePathError
+        from pytest_crosscache.fs.paths import confined
+
+        try:
+            confined(self.directory.parents[1], self.directory.name, under=DEFERRED_DIR)
+        except UnsafePathError as exc:
+            raise CachePathError(
+                f"refusing deferred updates of {self.key!r}: {exc}"
+            ) from None
+
     def files(self) -> list[Path]:
         """The deferred files, oldest first; cheap when there are none."""
+        if not os.path.lexists(self.directory.parent):
+            return []
+        try:
+            self._check()
+        except OSError as exc:
+            from pytest_crosscache._warnings import warn_cache
+
+            warn_cache(str(exc))
+            return []
         try:
             names = sorted(
                 entry.name
@@ -122,7 +147,11 @@ class Deferred:
 
 def clear(cachedir: Path) -> None:
     """Forget every deferred update (``--cache-clear``)."""
-    shutil.rmtree(cachedir / DEFERRED_DIR, ignore_errors=True)
+    from pytest_crosscache.backends.directory import remove_tree
+
+    # A link planted there goes, never what it points to.
+    with contextlib.suppress(OSError):
+        remove_tree(cachedir / DEFERRED_DIR)
 
 
 def _text(data: bytes | None) -> str | None:

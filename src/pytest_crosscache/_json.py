@@ -41,3 +41,32 @@ def encode(key: str, value: object) -> bytes:
 def decode(data: bytes) -> Any:
     """Parse stored bytes; ``ValueError`` or ``RecursionError`` if corrupt."""
     return json.loads(data)
+
+
+def storable(text: str) -> bool:
+    """Whether ``text`` can be stored: UTF-8 has no form for lone surrogates.
+
+    JSON escapes (``"\\udcff"``) read back as such text, so a record read
+    from disk or a server may hold ids that cannot be written again.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def drop_unstorable(key: str, ids: list[str]) -> list[str]:
+    """``ids`` without those that cannot be stored, with a warning naming them."""
+    odd = [item for item in ids if not storable(item)]
+    if not odd:
+        return ids
+    from pytest_crosscache._warnings import warn_cache
+
+    shown = ", ".join(ascii(item) for item in odd[:5])
+    more = f" and {len(odd) - 5} more" if len(odd) > 5 else ""
+    warn_cache(
+        f"dropped node ids from {key!r} that cannot be stored as UTF-8 "
+        f"(lone surrogates): {shown}{more}"
+    )
+    return [item for item in ids if storable(item)]

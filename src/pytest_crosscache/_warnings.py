@@ -1,11 +1,18 @@
-"""One place that turns cache problems into ``pytest.PytestCacheWarning``."""
+"""One place that turns cache problems into warnings.
+
+In a pytest session they are :class:`pytest.PytestCacheWarning`; the
+``crosscache`` command routes them to its own stderr (``crosscache:
+warning: ...``) through :func:`reported_by`, without importing pytest.
+"""
 
 from __future__ import annotations
 
 import sys
 import warnings
+from collections.abc import Callable
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from types import FrameType
 
 # pytest is imported where it is used: the crosscache command imports this
@@ -32,8 +39,21 @@ def _is_plumbing(module: str) -> bool:
     )
 
 
+#: Who receives cache warnings instead of :mod:`warnings`, if anyone.
+_reporter: ContextVar[Callable[[str], None] | None] = ContextVar(
+    "crosscache_reporter", default=None
+)
+
+
 def warn_cache(message: str) -> None:
-    """Issue a :class:`pytest.PytestCacheWarning` at the line that called the cache."""
+    """Issue a :class:`pytest.PytestCacheWarning` at the line that called the cache.
+
+    Inside :func:`reported_by`, the message goes to its reporter instead.
+    """
+    report = _reporter.get()
+    if report is not None:
+        report(message)
+        return
     import pytest
 
     # stacklevel 1 is this function; count the plumbing frames above it.
@@ -43,6 +63,16 @@ def warn_cache(message: str) -> None:
         level += 1
         frame = frame.f_back
     warnings.warn(pytest.PytestCacheWarning(message), stacklevel=level + 1)
+
+
+@contextmanager
+def reported_by(report: Callable[[str], None]) -> Iterator[None]:
+    """Send the cache warnings issued inside the block to ``report``."""
+    token = _reporter.set(report)
+    try:
+        yield
+    finally:
+        _reporter.reset(token)
 
 
 @contextmanager

@@ -24,8 +24,10 @@ from pytest_crosscache._keys import storage_problem
 from pytest_crosscache._warnings import warn_cache
 from pytest_crosscache.backends.directory import CachePathError
 from pytest_crosscache.backends.directory import DirectoryBackend
+from pytest_crosscache.backends.directory import remove_tree
 from pytest_crosscache.fs.cachedir import cache_dir_from_config
 from pytest_crosscache.fs.cachedir import ensure_cache_dir
+from pytest_crosscache.fs.paths import confined
 
 if TYPE_CHECKING:
     import pytest
@@ -78,18 +80,6 @@ def __getattr__(name: str) -> Any:
     if name == "cache_key":
         return _stash_key()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def cache_enabled(config: pytest.Config) -> bool:
-    """Whether this session has a cache: false under ``-p no:cacheprovider``.
-
-    pytest-crosscache's own extras (history, scheduling, ...) check this
-    before registering anything that reads or writes the cache, so that
-    ``-p no:cacheprovider`` means no cache at all, as it does with pytest
-    alone.  Valid from ``pytest_load_initial_conftests`` on; it does not
-    change when a conftest later unregisters a plugin by name.
-    """
-    return config.stash.get(_stash_key(), None) is not None
 
 
 _MISSING: Any = object()
@@ -160,13 +150,9 @@ class Cache:
         """Return the cache of a pytest configuration.
 
         Inside a session that runs pytest-crosscache this is the very object
-        stored as ``config.cache`` (the plugin's own, should a conftest have
-        put another kind of object there); otherwise a new one for the
-        configured ``cache_dir`` and backend.
+        stored as ``config.cache``; otherwise a new one for the configured
+        ``cache_dir`` and backend.
         """
-        current = getattr(config, "cache", None)
-        if isinstance(current, Cache):
-            return current
         existing = config.stash.get(_stash_key(), None)
         if existing is not None:
             return existing
@@ -476,12 +462,21 @@ class Cache:
 
         :param name: a single path component, e.g. your plugin's name.
         :raises ValueError: if ``name`` contains ``/`` or a NUL, or is
-            ``..``, as pytest's provider refuses them.
+            ``..``, as pytest's provider refuses them; or if ``d/`` or
+            ``d/<name>`` is a symbolic link leading out of the cache
+            directory.
         :raises TypeError: if ``name`` is not a string.
         :raises OSError: if the directory cannot be created (for instance
             a name longer than the file system allows), as with pytest.
         """
-        path = self._dir / DIRS_DIR / check_dir_name(name)
+        # The directory may come from elsewhere (a shard's artifact): one
+        # that is a link out of the cache is refused, not written through.
+        # "" and "." name d/ itself, as with pytest.
+        name = check_dir_name(name)
+        if name in ("", "."):
+            path = confined(self._dir, DIRS_DIR)
+        else:
+            path = confined(self._dir, name, under=DIRS_DIR)
         ensure_cache_dir(self._dir)
         path.mkdir(parents=True, exist_ok=True)
         return path
@@ -507,11 +502,12 @@ class Cache:
         from pytest_crosscache import _deferred
 
         _deferred.clear(self._dir)
-        dirs = self._dir / DIRS_DIR
-        if dirs.is_dir():
-            import shutil
-
-            shutil.rmtree(dirs, ignore_errors=True)
+        try:
+            remove_tree(self._dir / DIRS_DIR)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            warn_cache(f"could not clear {self._dir / DIRS_DIR}: {exc}")
 
     def _refuse_storage(self, key: str) -> bool:
         """Warn and return True when ``key`` can never hold a value."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 from collections.abc import Callable
 from collections.abc import Iterator
@@ -22,35 +23,66 @@ from typing import Any
 #: Where the journals live, inside ``cache_dir`` but outside ``v/``.
 JOURNAL_DIR = ".crosscache-redis"
 
+#: A journal larger than this is not read: it holds one short entry per key.
+MAX_JOURNAL_BYTES = 64 << 20
+
 #: Replays one noted key: (key, value before the outage, local write time).
 Replay = Callable[[str, bytes | None, float | None], None]
 
 
-class OutageJournal:
-    """The keys changed during outages of one Redis server and namespace."""
+class UnreplayableEntry(Exception):
+    """Raised by a :data:`Replay` for an entry that can never be replayed.
 
-    def __init__(self, cache_root: Path, identity: str, lock_timeout: float) -> None:
+    The entry is dropped with a warning naming it (the key's local value
+    stays where it is); the replay goes on with the next one.
+    """
+
+
+class OutageJournal:
+    """The keys changed during outages of one Redis server and namespace.
+
+    ``report`` receives the warnings of a replay (entries dropped, a
+    journal that cannot be read); it must not raise.
+    """
+
+    def __init__(
+        self,
+        cache_root: Path,
+        identity: str,
+        lock_timeout: float,
+        report: Callable[[str], None] | None = None,
+    ) -> None:
         import hashlib
 
         digest = hashlib.sha1(identity.encode()).hexdigest()[:16]
         self.cache_root = cache_root
         self.path = cache_root / JOURNAL_DIR / f"journal-{digest}.json"
         self.lock_timeout = lock_timeout
+        self.report = report
+
+    def _warn(self, message: str) -> None:
+        if self.report is not None:
+            self.report(message)
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        import filelock
-
+        from pytest_crosscache.backends.directory import CachePathError
         from pytest_crosscache.fs.cachedir import ensure_cache_dir
+        from pytest_crosscache.fs.lock import FileLock
+        from pytest_crosscache.fs.paths import UnsafePathError
+        from pytest_crosscache.fs.paths import confined
 
+        try:
+            # The journal's directory may have been planted as a link.
+            confined(self.cache_root, self.path.name, under=JOURNAL_DIR, follow=False)
+        except UnsafePathError as exc:
+            raise CachePathError(f"refusing the Redis outage journal: {exc}") from None
         ensure_cache_dir(self.cache_root)
         self.path.parent.mkdir(exist_ok=True)
-        lock = filelock.FileLock(
-            self.path.with_suffix(".lock"), timeout=self.lock_timeout
-        )
+        lock = FileLock(self.path.with_suffix(".lock"), timeout=self.lock_timeout)
         try:
             lock.acquire()
-        except filelock.Timeout as exc:
+        except TimeoutError as exc:
             raise TimeoutError(
                 f"gave up after {self.lock_timeout:g}s waiting for the lock on "
                 f"the Redis outage journal {self.path}"
@@ -74,28 +106,50 @@ class OutageJournal:
         """Hand every noted key to ``apply``; forget each one ``apply`` returns from.
 
         A key whose ``apply`` raises stays in the journal, as do the keys
-        after it, for the next session to try again.
+        after it, for the next session to try again -- unless it raises
+        :class:`UnreplayableEntry`, or the key is no valid key at all: such
+        an entry is dropped with a warning naming it.  A journal that
+        cannot be read or locked is kept, with a warning, and never fails
+        the session.
         """
-        if not self.path.exists():
+        from pytest_crosscache._keys import normalize_key
+        from pytest_crosscache.fs.paths import relative_parts
+
+        if not os.path.lexists(self.path):
             return
-        with self._locked():
-            entries = self._load()
-            try:
-                for key in list(entries):
-                    entry = entries[key]
-                    written = entry.get("time")
-                    apply(
-                        key,
-                        _bytes(entry.get("base")),
-                        written if isinstance(written, (int, float)) else None,
-                    )
-                    del entries[key]
-            finally:
-                if entries:
-                    self._save(entries)
-                else:
-                    with contextlib.suppress(FileNotFoundError):
-                        self.path.unlink()
+        try:
+            with self._locked():
+                entries = self._load()
+                try:
+                    for key in list(entries):
+                        entry = entries[key]
+                        written = entry.get("time")
+                        try:
+                            relative_parts(key, what="journal key")
+                            normalize_key(key)
+                            apply(
+                                key,
+                                _bytes(entry.get("base")),
+                                written if isinstance(written, (int, float)) else None,
+                            )
+                        except (UnreplayableEntry, ValueError) as exc:
+                            self._warn(
+                                f"dropped the Redis outage journal's entry for "
+                                f"{key!r} ({self.path}): {exc}; what this machine "
+                                f"stored under it stays in {self.cache_root}"
+                            )
+                        del entries[key]
+                finally:
+                    if entries:
+                        self._save(entries)
+                    else:
+                        with contextlib.suppress(FileNotFoundError):
+                            self.path.unlink()
+        except OSError as exc:
+            self._warn(
+                f"could not replay the Redis outage journal {self.path} ({exc}); "
+                "it is kept for the next session"
+            )
 
     def discard(self) -> None:
         """Forget every noted key (the cache was cleared)."""
@@ -103,12 +157,25 @@ class OutageJournal:
             self.path.unlink()
 
     def _load(self) -> dict[str, dict[str, Any]]:
+        from pytest_crosscache.fs.foreign import ForeignFileError
+        from pytest_crosscache.fs.foreign import read_regular
+
         try:
-            data = json.loads(self.path.read_bytes())
-        except (OSError, ValueError):
+            data = json.loads(read_regular(self.path, MAX_JOURNAL_BYTES))
+        except FileNotFoundError:
+            return {}
+        except (ForeignFileError, ValueError, RecursionError) as exc:
+            self._warn(f"ignoring the damaged Redis outage journal {self.path}: {exc}")
             return {}
         if not isinstance(data, dict):
+            self._warn(f"ignoring the damaged Redis outage journal {self.path}")
             return {}
+        odd = [k for k, v in data.items() if not isinstance(v, dict)]
+        if odd:
+            self._warn(
+                f"dropped damaged entries of the Redis outage journal {self.path}: "
+                + ", ".join(repr(k) for k in odd[:5])
+            )
         return {k: v for k, v in data.items() if isinstance(v, dict)}
 
     def _save(self, entries: dict[str, dict[str, Any]]) -> None:

@@ -6,16 +6,20 @@ import contextlib
 import errno
 import os
 import shutil
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from pytest_crosscache._warnings import warn_cache
 from pytest_crosscache.backends.protocol import Updater
 from pytest_crosscache.fs.atomic import atomic_write
 from pytest_crosscache.fs.atomic import is_temporary
 from pytest_crosscache.fs.cachedir import STAGING_SUFFIX
 from pytest_crosscache.fs.cachedir import ensure_cache_dir
+from pytest_crosscache.fs.paths import UnsafePathError
+from pytest_crosscache.fs.paths import confined
 from pytest_crosscache.fs.paths import files_below
 
 VALUES_DIR = "v"
@@ -38,6 +42,13 @@ TIDY_MARKER = "tidied"
 
 #: Suffix of a values tree moved aside by ``clear`` before deletion.
 TRASH_SUFFIX = ".crosscache-trash"
+
+#: Lock files are named after their key's digest, with this suffix.
+LOCK_SUFFIX = ".lock"
+
+#: Tidying removes lock files nobody holds and nobody took for this long:
+#: one file per key ever locked would otherwise pile up forever.
+LOCK_IDLE_AFTER = 3600.0
 
 
 class CachePathError(OSError):
@@ -90,21 +101,66 @@ class DirectoryBackend:
     def location(self, key: str) -> str:
         return str(self.values_dir / key)
 
-    def read(self, key: str) -> bytes | None:
+    def path(self, key: str, *, follow: bool = True) -> Path:
+        """The file of ``key``, checked to stay inside the cache directory.
+
+        :raises UnsafePathError: if ``key`` is not a plain relative name or
+            a symbolic link below the cache directory leads out of it.
+        """
+        return confined(self.root, key, under=VALUES_DIR, follow=follow)
+
+    def _checked(self, key: str, *, follow: bool = True) -> Path | None:
+        """:meth:`path`, or ``None`` after a warning naming the key."""
         try:
-            return (self.values_dir / key).read_bytes()
-        except OSError:
-            # Missing, a directory, unreadable: all mean "no usable value".
+            return self.path(key, follow=follow)
+        except UnsafePathError as exc:
+            warn_cache(f"skipping cache key {key!r}: {exc}")
             return None
 
-    def modified(self, key: str) -> float | None:
+    def read(self, key: str) -> bytes | None:
+        path = self._checked(key)
+        if path is None:
+            return None
         try:
-            return (self.values_dir / key).stat().st_mtime
+            # Non-blocking: a FIFO planted as a value must not hang the
+            # session that opens it; only regular files are read.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except (OSError, ValueError):
+            # Missing, unreadable, a name no file can have: all mean "no
+            # usable value".
+            return None
+        try:
+            mode = os.fstat(fd).st_mode
+            if not stat.S_ISREG(mode):
+                if not stat.S_ISDIR(mode):
+                    warn_cache(
+                        f"skipping cache key {key!r}: {path} is not a regular file"
+                    )
+                return None
+            with open(fd, "rb", closefd=False) as file:
+                return file.read()
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+
+    def modified(self, key: str) -> float | None:
+        path = self._checked(key)
+        if path is None:
+            return None
+        try:
+            return path.stat().st_mtime
         except OSError:
             return None
 
     def write(self, key: str, data: bytes) -> None:
-        path = self.values_dir / key
+        try:
+            # The final name is replaced, never followed.
+            path = self.path(key, follow=False)
+        except UnsafePathError as exc:
+            raise CachePathError(
+                f"refusing to write cache key {key!r}: {exc}"
+            ) from None
         # Optimistic: the directories usually exist, so try the write first
         # and only create them (and the cache directory) when it says they
         # do not.  That also recreates a cache directory that a parallel
@@ -128,44 +184,61 @@ class DirectoryBackend:
             raise _write_error(path, exc) from exc
 
     def delete(self, key: str) -> bool:
+        # Unlinking removes the entry itself, never what a link points to;
+        # the directories on the way are still checked.
+        path = self._checked(key, follow=False)
+        if path is None:
+            return False
         try:
-            (self.values_dir / key).unlink()
+            path.unlink()
         except FileNotFoundError:
             return False
         return True
 
     def keys(self, pattern: str = "*") -> Iterator[str]:
-        base = self.values_dir
-        if not base.is_dir():
+        """The stored keys matching ``pattern``; unsafe entries are skipped with
+        a warning.
+
+        :raises UnsafePathError: if ``pattern`` is not a usable glob.
+        """
+        if not self.values_dir.is_dir():
+            from pytest_crosscache.fs.paths import check_glob
+
+            check_glob(pattern)
             return
-        for path in files_below(base, pattern):
-            if not is_temporary(path.name):
-                yield Path(os.path.normpath(path)).relative_to(base).as_posix()
+        for key in files_below(self.root, VALUES_DIR, pattern):
+            if not is_temporary(key.rsplit("/", 1)[-1]):
+                yield key
 
     @contextmanager
     def lock(self, key: str, timeout: float | None = None) -> Iterator[None]:
         # Imported here: only sessions that write pay for them.
         import hashlib
 
-        import filelock
+        from pytest_crosscache.fs.lock import FileLock
 
         # Messages name the value the lock guards: its lock file is an
         # implementation detail nobody needs to look at.
         value = self.values_dir / key
-        locks = self.root / LOCKS_DIR
+        digest = hashlib.sha1(key.encode("utf-8", "surrogateescape")).hexdigest()[:20]
+        try:
+            lock_path = confined(
+                self.root, digest + LOCK_SUFFIX, under=LOCKS_DIR, follow=False
+            )
+        except UnsafePathError as exc:
+            raise CachePathError(f"refusing to lock cache key {key!r}: {exc}") from None
         try:
             ensure_cache_dir(self.root)
-            locks.mkdir(exist_ok=True)
+            lock_path.parent.mkdir(exist_ok=True)
         except OSError as exc:
             raise CachePathError(
                 f"could not create cache path {value}: {_os_error_text(exc, self.root)}"
             ) from exc
-        digest = hashlib.sha1(key.encode("utf-8", "surrogateescape")).hexdigest()[:20]
         wait = self.lock_timeout if timeout is None else timeout
-        lock = filelock.FileLock(locks / f"{digest}.lock", timeout=wait)
+        lock = FileLock(lock_path, timeout=wait)
         try:
             lock.acquire()
-        except filelock.Timeout as exc:
+        except TimeoutError as exc:
             raise TimeoutError(
                 f"gave up after {wait:g}s waiting for the lock on cache "
                 f"key {key!r} ({value}); another pytest process holds it"
@@ -204,21 +277,27 @@ class DirectoryBackend:
             return
         with contextlib.suppress(OSError):
             self.remove_abandoned(older_than=ABANDONED_AFTER)
+            self.remove_idle_locks(older_than=LOCK_IDLE_AFTER)
             marker.parent.mkdir(exist_ok=True)
             marker.touch()
 
     def remove_abandoned(self, older_than: float) -> int:
-        """Delete temporary files and trash of killed processes; return how many."""
+        """Delete temporary files and trash of killed processes; return how many.
+
+        Temporary files are looked for everywhere below the cache directory
+        (``v/``, ``d/`` where merges stage copies, the Redis journal's
+        directory), without following links.
+        """
         deadline = time.time() - older_than
         removed = 0
         leftovers = [
             *self.root.glob(f".*{TRASH_SUFFIX}"),
             *self.root.parent.glob(f".{self.root.name}.*{STAGING_SUFFIX}"),
         ]
-        if self.values_dir.is_dir():
+        if self.root.is_dir():
             leftovers.extend(
                 Path(top, name)
-                for top, _, files in os.walk(self.values_dir)
+                for top, _, files in os.walk(self.root)
                 for name in files
                 if is_temporary(name)
             )
@@ -226,24 +305,59 @@ class DirectoryBackend:
             try:
                 if path.lstat().st_mtime > deadline:
                     continue
-                if path.is_dir():
-                    shutil.rmtree(path)
-                else:
-                    path.unlink()
+                remove_tree(path)
             except OSError:
                 continue
             removed += 1
         return removed
 
+    def remove_idle_locks(self, older_than: float) -> int:
+        """Delete the lock files nobody holds and nobody took for ``older_than``
+        seconds; return how many.
+
+        Safe while other processes take or wait for these locks (see
+        :mod:`pytest_crosscache.fs.lock`).
+        """
+        from pytest_crosscache.fs.lock import remove_if_idle
+
+        locks = self.root / LOCKS_DIR
+        try:
+            if not stat.S_ISDIR(os.lstat(locks).st_mode):
+                return 0
+            names = os.listdir(locks)
+        except OSError:
+            return 0
+        unused_since = time.time() - older_than
+        return sum(
+            remove_if_idle(locks / name, unused_since)
+            for name in names
+            if name.endswith(LOCK_SUFFIX)
+        )
+
     def clear(self) -> None:
         values = self.values_dir
-        if not values.is_dir():
-            return
-        # Move the tree aside first so that concurrent readers see either
-        # the old values or none, then delete it at leisure.
-        trash = self.root / f".{VALUES_DIR}.{os.urandom(6).hex()}{TRASH_SUFFIX}"
-        try:
-            values.rename(trash)
-        except FileNotFoundError:
-            return
-        shutil.rmtree(trash, ignore_errors=True)
+        if os.path.lexists(values):
+            # Move the tree aside first so that concurrent readers see either
+            # the old values or none, then delete it at leisure.
+            trash = self.root / f".{VALUES_DIR}.{os.urandom(6).hex()}{TRASH_SUFFIX}"
+            try:
+                values.rename(trash)
+            except FileNotFoundError:
+                pass
+            else:
+                with contextlib.suppress(OSError):
+                    remove_tree(trash)
+        # Lock files of values that are gone: those nobody holds go too.
+        self.remove_idle_locks(older_than=0)
+
+
+def remove_tree(path: Path) -> None:
+    """Remove ``path``: a directory with all it holds, or a file or link.
+
+    Links are removed, never followed, so a link planted in the cache
+    directory cannot make a clear delete anything elsewhere.
+    """
+    if stat.S_ISDIR(os.lstat(path).st_mode):
+        shutil.rmtree(path)
+    else:
+        os.unlink(path)

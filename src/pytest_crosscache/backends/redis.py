@@ -37,10 +37,12 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from pytest_crosscache._keys import HISTORY_PREFIX
+from pytest_crosscache._keys import normalize_key
 from pytest_crosscache._warnings import shown_not_raised
 from pytest_crosscache._warnings import warn_cache
 from pytest_crosscache.backends._redis_errors import describe
 from pytest_crosscache.backends._redis_journal import OutageJournal
+from pytest_crosscache.backends._redis_journal import UnreplayableEntry
 from pytest_crosscache.backends._redis_journal import merge3
 from pytest_crosscache.backends._redis_lock import LEASE_SECONDS
 from pytest_crosscache.backends._redis_lock import Backoff
@@ -50,6 +52,8 @@ from pytest_crosscache.backends._redis_url import RedisURL
 from pytest_crosscache.backends.directory import DEFAULT_LOCK_TIMEOUT
 from pytest_crosscache.backends.directory import DirectoryBackend
 from pytest_crosscache.backends.protocol import Updater
+from pytest_crosscache.fs.paths import check_glob
+from pytest_crosscache.fs.paths import relative_parts
 from pytest_crosscache.fs.paths import rglob_match
 
 if TYPE_CHECKING:
@@ -140,6 +144,7 @@ class RedisBackend:
             self.local.root,
             f"{url.scheme}|{url.address}|{url.db}|{namespace}",
             lock_timeout,
+            report=self._report,
         )
 
     @classmethod
@@ -324,6 +329,15 @@ class RedisBackend:
         return self.local.modified(key)
 
     def keys(self, pattern: str = "*") -> Iterator[str]:
+        """The stored keys matching ``pattern``.
+
+        Names in the namespace's index that are no valid key (``../x``,
+        ``/etc/x``: anyone who can write to the namespace can add them) are
+        skipped with a warning naming them, never turned into paths.
+
+        :raises UnsafePathError: if ``pattern`` is not a usable glob.
+        """
+        check_glob(pattern)
         client = self._connection()
         if client is not None:
             try:
@@ -333,12 +347,13 @@ class RedisBackend:
             else:
                 found = set()
                 for raw in names:
-                    name = _as_bytes(raw) or b""
-                    found.add(name.decode("utf-8", "surrogateescape"))
+                    key = _stored_key(raw)
+                    if key is not None:
+                        found.add(key)
                 # Keys written locally while the server refused writes.
                 found.update(self._diverted)
                 for key in found:
-                    if key and rglob_match(key, pattern):
+                    if rglob_match(key, pattern):
                         yield key
                 return
         yield from self.local.keys(pattern)
@@ -557,16 +572,21 @@ class RedisBackend:
                     ours_newer = (
                         written is None or their_time is None or written >= their_time
                     )
-                    if key.startswith(HISTORY_VALUES):
-                        # United by run id: a generic merge would keep one
-                        # side's runs of a bucket and drop the other's.
-                        from pytest_crosscache.history.store import merge_stored
+                    try:
+                        if key.startswith(HISTORY_VALUES):
+                            # United by run id: a generic merge would keep one
+                            # side's runs of a bucket and drop the other's.
+                            from pytest_crosscache.history.store import merge_stored
 
-                        merged = merge_stored(key, ours, theirs)
-                    else:
-                        merged = merge3(base, ours, theirs, ours_newer=ours_newer)
-                        if merged is not None:
-                            merged = _json.encode(key, merged)
+                            merged = merge_stored(key, ours, theirs)
+                        else:
+                            merged = merge3(base, ours, theirs, ours_newer=ours_newer)
+                            if merged is not None:
+                                merged = _json.encode(key, merged)
+                    except (ValueError, TypeError, RecursionError) as exc:
+                        raise UnreplayableEntry(
+                            f"the values cannot be merged ({exc})"
+                        ) from None
                     if merged == theirs:
                         pipe.reset()
                         return
@@ -581,6 +601,16 @@ class RedisBackend:
                     return
                 except redis.WatchError:
                     continue
+                except redis.ResponseError as exc:
+                    # Someone stored another kind of value under the key (or
+                    # the index): this entry can never go there.  Other
+                    # refusals (out of memory, read-only) are the server's
+                    # state, and the journal waits for a better one.
+                    if str(exc).startswith("WRONGTYPE"):
+                        raise UnreplayableEntry(
+                            f"Redis holds another kind of value under {name!r}"
+                        ) from None
+                    raise
 
 
 #: The test history's values, replayed by their own merge.
@@ -603,6 +633,26 @@ def _as_bytes(value: object) -> bytes | None:
     if isinstance(value, str):
         return value.encode("utf-8", "surrogateescape")
     return value if isinstance(value, bytes) else None
+
+
+def _stored_key(raw: object) -> str | None:
+    """A key name read from Redis, or ``None`` (with a warning) if it is no key."""
+    name = _as_bytes(raw) or b""
+    try:
+        # Keys are text: every name this backend writes is UTF-8.
+        key = name.decode("utf-8")
+        relative_parts(key, what="stored key")
+        normalize_key(key)  # the key rules beyond paths (reserved suffixes)
+    except UnicodeDecodeError:
+        warn_cache(
+            "skipping a name in the Redis namespace's index: "
+            f"{name!r} is not UTF-8 text"
+        )
+        return None
+    except ValueError as exc:
+        warn_cache(f"skipping a name in the Redis namespace's index: {exc}")
+        return None
+    return key
 
 
 def _stamp() -> str:

@@ -14,6 +14,7 @@ function; :data:`COMMAND_MODULES` lists them in the order ``--help`` shows.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
@@ -21,6 +22,7 @@ from collections.abc import Callable
 from collections.abc import Sequence
 
 from pytest_crosscache._version import __version__
+from pytest_crosscache._warnings import reported_by
 from pytest_crosscache.backends.redis_hooks import BACKEND_ENV
 from pytest_crosscache.backends.redis_hooks import BACKEND_INI
 from pytest_crosscache.cli.target import PROG
@@ -106,9 +108,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _warn(message: str) -> None:
+    print(f"{PROG}: warning: {message}", file=sys.stderr)
+
+
+def _tolerant_output() -> None:
+    """Print names the terminal cannot encode (lone surrogates) escaped.
+
+    Keys and node ids come from files and servers others write; printing
+    one must not end the command with a traceback.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(ValueError, OSError):
+                reconfigure(errors="backslashreplace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``crosscache`` command; returns the exit status."""
     args = build_parser().parse_args(argv)
+    _tolerant_output()
+    # Cache warnings (skipped keys, unsafe paths) go to stderr, as ours.
+    with reported_by(_warn):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         status: int = args.func(args)
         sys.stdout.flush()

@@ -26,20 +26,38 @@ Settings = dict[str, object]
 
 
 @functools.cache
-def _native_toml() -> bool:
-    """Whether the installed pytest reads TOML natively (pytest 9 and later).
+def _pytest_version() -> tuple[int, int]:
+    """(major, minor) of the installed pytest, from its metadata.
 
-    pytest 9 added ``pytest.toml`` files and the ``[tool.pytest]`` and
-    ``[pytest]`` tables; pytest 8.4 only knows ``[tool.pytest.ini_options]``.
-    Asked of the installed metadata so that pytest itself is not imported.
+    Asked of the installed metadata so that pytest itself is not imported;
+    an unknown version counts as the newest.
     """
     from importlib.metadata import PackageNotFoundError
     from importlib.metadata import version
 
     try:
-        return int(version("pytest").split(".")[0]) >= 9
+        major, minor = version("pytest").split(".")[:2]
+        return int(major), int(minor)
     except (PackageNotFoundError, ValueError):
-        return True
+        return (10**6, 0)
+
+
+def _native_toml() -> bool:
+    """Whether the installed pytest reads TOML natively (pytest 9 and later).
+
+    pytest 9 added ``pytest.toml`` files and the ``[tool.pytest]`` and
+    ``[pytest]`` tables; pytest 8.4 only knows ``[tool.pytest.ini_options]``.
+    """
+    return _pytest_version() >= (9, 0)
+
+
+def _addopts_overrides_apply() -> bool:
+    """Whether ``-o`` options in the ``addopts`` setting change settings.
+
+    pytest before 9.1 reads them too late: only ``-o`` given on the command
+    line or in ``PYTEST_ADDOPTS`` changes ``cache_dir`` and the like.
+    """
+    return _pytest_version() >= (9, 1)
 
 
 class ConfigError(ValueError):
@@ -53,7 +71,10 @@ class Project:
     rootdir: Path
     #: The configuration file in use, or ``None`` when there is none.
     inifile: Path | None = None
+    #: What the file says, with the ``-o`` overrides pytest would apply.
     settings: Settings = field(default_factory=dict)
+    #: ``--cache-backend`` as given in ``PYTEST_ADDOPTS`` or ``addopts``.
+    cache_backend: str | None = None
 
     def setting(self, name: str) -> str | None:
         """The string value of ini setting ``name``, or ``None`` when unset."""
@@ -233,20 +254,136 @@ def _absolute(path: str | os.PathLike[str], base: Path) -> Path:
     return Path(os.path.normpath(base / os.path.expanduser(path)))
 
 
+@dataclass(frozen=True)
+class PytestArgs:
+    """What a list of pytest arguments says about the cache.
+
+    Only the options that move it are looked at: ``-o``/``--override-ini``,
+    ``-c``/``--config-file``, ``--rootdir`` and ``--cache-backend``, in
+    every spelling pytest accepts (``-o x=y``, ``-ox=y``,
+    ``--override-ini=x=y``); the last one given wins, as with pytest.
+    """
+
+    overrides: tuple[tuple[str, str], ...] = ()
+    config_file: str | None = None
+    rootdir: str | None = None
+    cache_backend: str | None = None
+
+    @classmethod
+    def parse(cls, tokens: list[str], source: str) -> PytestArgs:
+        """Read ``tokens``; :class:`ConfigError` naming ``source`` if malformed."""
+        found: dict[str, str] = {}
+        overrides: list[tuple[str, str]] = []
+        rest = iter(tokens)
+        for token in rest:
+            if token == "--":
+                break
+            name, value = token, None
+            if token.startswith("--") and "=" in token:
+                name, value = token.split("=", 1)
+            elif token[:2] in ("-o", "-c") and len(token) > 2:
+                name, value = token[:2], token[2:]
+            option = _PYTEST_OPTIONS.get(name)
+            if option is None:
+                continue
+            if value is None:
+                value = next(rest, None)
+                if value is None:
+                    raise ConfigError(f"{source}: {name} expects a value")
+            if option == "override":
+                setting, sep, text = value.partition("=")
+                if not sep:
+                    raise ConfigError(
+                        f"{source}: -o/--override-ini expects option=value "
+                        f"style (got: {value!r})"
+                    )
+                overrides.append((setting, text))
+            else:
+                found[option] = value
+        return cls(tuple(overrides), **found)
+
+    @classmethod
+    def of(cls, value: object, source: str) -> PytestArgs:
+        """Read the arguments of an ``addopts``-like value: text or a list."""
+        import shlex
+
+        if value is None:
+            return cls()
+        if isinstance(value, str):
+            try:
+                tokens = shlex.split(value)
+            except ValueError as exc:
+                raise ConfigError(f"{source}: {exc}") from None
+        elif isinstance(value, list):
+            tokens = [str(item) for item in value]
+        else:
+            raise ConfigError(
+                f"{source}: expected text or a list of arguments, "
+                f"got {type(value).__name__}"
+            )
+        return cls.parse(tokens, source)
+
+
+#: The pytest options that move the cache, by spelling.
+_PYTEST_OPTIONS = {
+    "-o": "override",
+    "--override-ini": "override",
+    "-c": "config_file",
+    "--config-file": "config_file",
+    "--rootdir": "rootdir",
+    "--cache-backend": "cache_backend",
+}
+
+
 def locate(
     cwd: Path,
     *,
     rootdir: str | None = None,
     config_file: str | None = None,
 ) -> Project:
-    """Find the project pytest would see when run in ``cwd``.
+    """Find the project pytest would see when run in ``cwd``, as it would be
+    configured by the arguments pytest adds to its own.
+
+    ``PYTEST_ADDOPTS`` comes first, as with pytest: its ``-c`` and
+    ``--rootdir`` pick the configuration file (``rootdir`` and
+    ``config_file`` given here win over them) and its ``-o`` options
+    override settings, ``addopts`` included.  Then the ``addopts``
+    setting: its ``--cache-backend`` counts (one in ``PYTEST_ADDOPTS``
+    wins), and its ``-o`` options do too from pytest 9.1 on.
 
     :param rootdir: like pytest's ``--rootdir``; the configuration file is
         also searched from there, as ``pytest --rootdir DIR DIR`` does.
     :param config_file: like pytest's ``-c``/``--config-file``.
-    :raises ConfigError: if a file is malformed or an argument names no
-        usable path.
+    :raises ConfigError: if a file or ``PYTEST_ADDOPTS`` is malformed or an
+        argument names no usable path.
     """
+    import dataclasses
+
+    env = PytestArgs.of(os.environ.get("PYTEST_ADDOPTS") or None, "PYTEST_ADDOPTS")
+    project = _locate_config(
+        cwd,
+        rootdir=rootdir or env.rootdir,
+        config_file=config_file or env.config_file,
+    )
+    settings = {**project.settings, **dict(env.overrides)}
+    ini = PytestArgs.of(
+        settings.get("addopts"), f"{project.inifile}: the addopts setting"
+    )
+    if _addopts_overrides_apply():
+        # Both lists count, the environment's last: it wins.
+        settings.update(ini.overrides)
+        settings.update(env.overrides)
+    backend = env.cache_backend if env.cache_backend is not None else ini.cache_backend
+    return dataclasses.replace(project, settings=settings, cache_backend=backend)
+
+
+def _locate_config(
+    cwd: Path,
+    *,
+    rootdir: str | None,
+    config_file: str | None,
+) -> Project:
+    """The rootdir and configuration file pytest finds from ``cwd``."""
     root = _absolute(os.path.expandvars(rootdir), cwd) if rootdir else None
     if root is not None and not root.is_dir():
         raise ConfigError(f"directory {str(root)!r} not found (from --rootdir)")

@@ -32,6 +32,28 @@ def parse_duration(text: str) -> float:
     return total
 
 
+#: Bytes per unit accepted in sizes (binary, as ``format_size`` prints them).
+SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?")
+
+
+def parse_size(text: str) -> int:
+    """Bytes in ``text``: a number with an optional unit, ``512MiB``, ``2G``, ``100k``.
+
+    Units are binary (``k`` is 1024 bytes), with or without ``iB`` or ``B``.
+
+    :raises ValueError: naming the text and the accepted units.
+    """
+    match = _SIZE.fullmatch(text.strip().lower())
+    if match is None:
+        raise ValueError(
+            f"invalid size {text!r}: use a number of bytes with an optional unit, "
+            "k, M, G or T (for example 512MiB or 2G)"
+        )
+    return int(float(match.group(1)) * SIZE_UNITS[match.group(2)])
+
+
 def format_age(seconds: float) -> str:
     """A short age such as ``5s``, ``12m``, ``3h`` or ``4d``."""
     seconds = max(seconds, 0.0)

@@ -59,7 +59,8 @@ class Target:
 def open_backend(cachedir: Path, project: Project, url: str | None) -> Backend:
     """The backend holding the values of ``cachedir``: every command opens it here.
 
-    As in a pytest session, ``url`` (``--backend``) wins over the
+    As in a pytest session, ``url`` (``--backend``, else a
+    ``--cache-backend`` in ``PYTEST_ADDOPTS`` or ``addopts``) wins over the
     ``PYTEST_CACHE_BACKEND`` environment variable, which wins over the
     ``cache_backend`` ini setting; with none of them, values are the files
     below ``cachedir``.
@@ -70,7 +71,7 @@ def open_backend(cachedir: Path, project: Project, url: str | None) -> Backend:
         timeout = parse_lock_timeout(project.setting(LOCK_TIMEOUT_INI))
     except ValueError as exc:
         raise CommandError(str(exc), 2) from None
-    url = choose_url(url, project.setting(BACKEND_INI))
+    url = choose_url(url or project.cache_backend, project.setting(BACKEND_INI))
     if url is None:
         return DirectoryBackend(cachedir, lock_timeout=timeout)
 

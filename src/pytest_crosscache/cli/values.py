@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -30,10 +31,11 @@ if TYPE_CHECKING:
     from pytest_crosscache.cli import AddCommand
 
 
-def _files_below(base: Path, glob: str) -> list[Path]:
-    if not base.is_dir():
+def _files_below(cachedir: Path, glob: str) -> list[str]:
+    """The files below ``d/`` matching ``glob``, relative to ``d/``, sorted."""
+    if not (cachedir / DIRS_DIR).is_dir():
         return []
-    return sorted(set(files_below(base, glob)))
+    return sorted(files_below(cachedir, DIRS_DIR, glob), key=lambda n: n.split("/"))
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -74,12 +76,19 @@ def cmd_show(args: argparse.Namespace) -> int:
         )
         for key, size, modified, readable, _ in rows
     ]
-    dirs = target.cachedir / DIRS_DIR
-    files = _files_below(dirs, args.glob)
-    for path in files:
-        stat = path.stat()
-        name = path.relative_to(target.cachedir).as_posix()
-        table.append((name, format_size(stat.st_size), format_age(now - stat.st_mtime)))
+    files = _files_below(target.cachedir, args.glob)
+    for name in files:
+        try:
+            stat = (target.cachedir / DIRS_DIR / name).stat()
+        except OSError:
+            continue  # removed while we looked
+        table.append(
+            (
+                f"{DIRS_DIR}/{name}",
+                format_size(stat.st_size),
+                format_age(now - stat.st_mtime),
+            )
+        )
     if not table and not hidden:
         print(
             f"no values match {args.glob!r}" if args.glob != "*" else "cache is empty"
@@ -126,6 +135,12 @@ def cmd_set(args: argparse.Namespace) -> int:
             f"column {exc.colno} (char {exc.pos})",
             2,
         ) from None
+    except RecursionError:
+        raise CommandError(
+            f"the JSON for key {key!r} is nested too deeply for Python's JSON "
+            f"decoder (about {sys.getrecursionlimit()} levels at most)",
+            2,
+        ) from None
     data = _json.encode(key, value)
     backend = Target(args).backend
     try:
@@ -142,11 +157,11 @@ def cmd_clear(args: argparse.Namespace) -> int:
         if args.glob is None:
             # Like pytest --cache-clear: every value and every d/ directory.
             backend.clear()
-            dirs = target.cachedir / DIRS_DIR
-            if dirs.is_dir():
-                import shutil
+            from pytest_crosscache.backends.directory import remove_tree
 
-                shutil.rmtree(dirs)
+            # A link planted as d/ goes, never what it points to.
+            with contextlib.suppress(FileNotFoundError):
+                remove_tree(target.cachedir / DIRS_DIR)
             print(f"cleared {target.cachedir}")
             return 0
         removed = sum(backend.delete(key) for key in sorted_keys(backend, args.glob))

@@ -136,7 +136,7 @@ class ShardSelection:
         # trylast: after -k, -m and --deselect, so that all shards plan the
         # same selection.
         cache = config.stash[cache_key]
-        recorded = recorded_durations(cache)
+        recorded = recorded_durations(config)
         nodeids = [item.nodeid for item in items]
         estimates = estimate(nodeids, recorded, normalize=without_group)
         plan = self._plan(cache, nodeids, estimates.seconds)
@@ -250,7 +250,7 @@ class XdistShardSummary:
         if self.shown or self.config.get_verbosity() < 0:
             return
         self.shown = True
-        recorded = recorded_durations(self.config.stash[cache_key])
+        recorded = recorded_durations(self.config)
         estimates = None
         if recorded:
             estimates = estimate(ids, recorded, normalize=without_group)

@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 
-from pytest_crosscache.cache import cache_key
 from pytest_crosscache.scheduling.durations import recorded_durations
 from pytest_crosscache.scheduling.estimate import estimate
 from pytest_crosscache.scheduling.estimate import without_group
@@ -27,10 +26,9 @@ from pytest_crosscache.scheduling.order import slowest_first
 if TYPE_CHECKING:
     from pytest_crosscache.scheduling.xdist_scheduler import SlowFirstScheduling
 
-#: pytest's plugin names, under which the recorders of --lf/--ff and --nf are
-#: registered.
-LASTFAILED_PLUGIN = "lfplugin"
-NODEIDS_PLUGIN = "nfplugin"
+#: Plugin names under which the recorders of --lf/--ff and --nf are registered.
+LASTFAILED_PLUGIN = "crosscache-lastfailed"
+NODEIDS_PLUGIN = "crosscache-nodeids"
 #: Fixture scopes above "function", outermost first.
 HIGH_SCOPES = ("session", "package", "module", "class")
 
@@ -82,7 +80,7 @@ class SlowFirstOrdering:
         result = yield
         if not items:
             return result
-        recorded = recorded_durations(config.stash[cache_key])
+        recorded = recorded_durations(config)
         if not recorded:
             self.status = "no recorded durations yet, keeping the usual order"
             return result
@@ -166,7 +164,7 @@ class XdistSlowFirst:
         if dist not in SUPPORTED_DIST:
             # "each" runs everything everywhere: there is nothing to balance.
             return None
-        recorded = recorded_durations(config.stash[cache_key])
+        recorded = recorded_durations(config)
         if not recorded:
             # Nothing to go by: xdist's own scheduler, a plain run.
             return None

@@ -42,6 +42,9 @@ class Unit:
     seconds: float
     #: Group of ``--ff``/``--nf``: lower ranks run first.
     rank: int
+    #: Planned on its own, longest first (a long test, a scope); else part of
+    #: a file's run of short tests, planned in collection order.
+    alone: bool = True
 
 
 def per_test_units(
@@ -60,7 +63,7 @@ def per_test_units(
     def close() -> None:
         nonlocal run, run_seconds
         if run:
-            units.append(Unit(tuple(run), run_seconds, ranks[run[0]]))
+            units.append(Unit(tuple(run), run_seconds, ranks[run[0]], alone=False))
         run = []
         run_seconds = 0.0
 
@@ -100,18 +103,44 @@ def scope_units(
 
 
 def distribute(units: Sequence[Unit], workers: int) -> list[list[Unit]]:
-    """Each worker's units in running order: LPT, rank by rank.
+    """Each worker's units in running order, rank by rank.
 
-    Ties are broken by the units' first indices and the workers' numbers,
-    so the plan is the same on every run with the same numbers.
+    Units planned alone go longest first to the least loaded worker (LPT).
+    The runs of short tests then fill each worker up to an even share, in
+    collection order, so that each worker gets one stretch of neighbouring
+    tests and sets up few modules.  Ties are broken by the units' first
+    indices and the workers' numbers: the same numbers give the same plan.
     """
     plans: list[list[Unit]] = [[] for _ in range(workers)]
-    loads: list[tuple[float, int]] = [(0.0, w) for w in range(workers)]
-    ordered = sorted(units, key=lambda u: (u.rank, -u.seconds, u.indices[0]))
-    for unit in ordered:
-        load, worker = loads[0]
-        plans[worker].append(unit)
-        heapq.heapreplace(loads, (load + unit.seconds, worker))
+    loads = [0.0] * workers
+    for rank in sorted({unit.rank for unit in units}):
+        ranked = [unit for unit in units if unit.rank == rank]
+        heap = [(load, w) for w, load in enumerate(loads)]
+        heapq.heapify(heap)
+        alone = sorted(
+            (u for u in ranked if u.alone), key=lambda u: (-u.seconds, u.indices[0])
+        )
+        for unit in alone:
+            load, worker = heap[0]
+            plans[worker].append(unit)
+            loads[worker] = load + unit.seconds
+            heapq.heapreplace(heap, (loads[worker], worker))
+        runs = sorted((u for u in ranked if not u.alone), key=lambda u: u.indices[0])
+        if not runs:
+            continue
+        share = (math.fsum(loads) + math.fsum(u.seconds for u in runs)) / workers
+        # The least loaded workers take the first stretches.
+        order = sorted(range(workers), key=lambda w: (loads[w], w))
+        position = 0
+        for unit in runs:
+            while (
+                position < workers - 1
+                and loads[order[position]] + unit.seconds / 2 > share
+            ):
+                position += 1
+            worker = order[position]
+            plans[worker].append(unit)
+            loads[worker] += unit.seconds
     return plans
 
 

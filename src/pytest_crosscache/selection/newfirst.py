@@ -1,4 +1,4 @@
-"""``cache/nodeids`` and the ``--nf`` option: pytest's ``nfplugin``."""
+"""``cache/nodeids`` and the ``--nf`` option."""
 
 from __future__ import annotations
 
@@ -8,37 +8,33 @@ from pathlib import Path
 
 import pytest
 
+from pytest_crosscache import _json
 from pytest_crosscache._keys import NODEIDS_KEY
 from pytest_crosscache._warnings import shown_not_raised
 from pytest_crosscache._warnings import warn_cache
 from pytest_crosscache._xdist import is_xdist_worker
 from pytest_crosscache.cache import ABSENT
 from pytest_crosscache.cache import DAMAGED
-from pytest_crosscache.selection.records import place
-from pytest_crosscache.selection.records import read_record
-from pytest_crosscache.selection.records import store_record
+from pytest_crosscache.cache import Cache
 
 
-class NewFirstPlugin:
-    """pytest's ``nfplugin``: remembers the tests seen; ``--nf`` runs new ones first.
+class NodeIdRecorder:
+    """Remembers the test ids seen, so ``--nf`` can tell new tests from old.
 
-    Always registered, after ``lfplugin`` as in pytest, so that its
-    ``tryfirst`` wrapper is outermost: before the other plugins run it sees
-    the whole collection, after them the final list of items, which it
-    reorders when ``active`` (``--nf``).  At the end, ids unknown at the
-    start are merged into what is stored then, so concurrent sessions add
-    to each other.  When the session collected the whole suite, ids of
-    tests that no longer exist are dropped, so the record tracks the suite
-    rather than its history.
+    Always registered, and registered last among the ordering plugins so
+    that its ``tryfirst`` wrapper is outermost: before the other plugins
+    run it sees the whole collection, after them the final list of items.
+    At the end, ids unknown at the start are merged into what is stored
+    then, so concurrent sessions add to each other.  When the session
+    collected the whole suite, ids of tests that no longer exist are
+    dropped, so the record tracks the suite rather than its history.
     """
 
-    def __init__(self, config: pytest.Config) -> None:
+    def __init__(self, config: pytest.Config, cache: Cache) -> None:
         self.config = config
-        self.active: bool = bool(config.getoption("newfirst"))
-        cache = getattr(config, "cache", None)
-        self._read_from = place(cache)
+        self.cache = cache
         with shown_not_raised():
-            stored = read_record(cache, NODEIDS_KEY)
+            stored = cache._read_record(NODEIDS_KEY)
             # A damaged record counts as none, so it is rewritten at the end.
             self.had_record = stored is not ABSENT and stored is not DAMAGED
             self.known = _validated(stored) if self.had_record else set()
@@ -47,11 +43,6 @@ class NewFirstPlugin:
         #: session's collection can stand for the whole suite.
         self.collected: set[str] | None = None
         self._collection_failed = False
-
-    @property
-    def cached_nodeids(self) -> set[str]:
-        """The ids known at the start and those seen since, as in pytest's plugin."""
-        return self.known | self.seen
 
     def record(self, nodeids: Iterable[str]) -> None:
         self.seen.update(nodeids)
@@ -75,11 +66,6 @@ class NewFirstPlugin:
         if collects_whole_suite(self.config):
             self.collected = {item.nodeid for item in items}
         result = yield
-        if self.active:
-            known = self.known
-            new = [item for item in items if item.nodeid not in known]
-            old = [item for item in items if item.nodeid in known]
-            items[:] = _newest_files_first(new) + _newest_files_first(old)
         self.record(item.nodeid for item in items)
         return result
 
@@ -91,28 +77,39 @@ class NewFirstPlugin:
             or config.getoption("collectonly")
         ):
             return
-        cache = getattr(config, "cache", None)
-        same_place = place(cache) == self._read_from
         collected = self.whole_suite()
         new = self.seen - self.known
         gone = self.known - collected if collected is not None else set()
-        if same_place and not new and not gone and self.had_record:
+        if not new and not gone and self.had_record:
             return
 
         def merge(stored: object) -> list[str]:
             # Forget only ids we knew and did not find: what concurrent
             # sessions added meanwhile stays, and tests that exist but were
             # deselected stay unknown, as they have not run yet.
-            return sorted((_validated(stored, warn=False) - gone) | self.seen)
+            ids = sorted((_validated(stored, warn=False) - gone) | self.seen)
+            return _json.drop_unstorable(NODEIDS_KEY, ids)
 
         with shown_not_raised():
-            store_record(
-                cache,
-                NODEIDS_KEY,
-                own=sorted((self.known - gone) | self.seen),
-                merge=merge if same_place else None,
-                default=[],
-            )
+            self.cache.update(NODEIDS_KEY, merge, [])
+
+
+class NewFirstOrdering:
+    """``--nf``: run tests never seen before first, then by file age, newest first."""
+
+    def __init__(self, recorder: NodeIdRecorder) -> None:
+        self.recorder = recorder
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_collection_modifyitems(
+        self, items: list[pytest.Item]
+    ) -> Generator[None]:
+        result = yield
+        known = self.recorder.known
+        new = [item for item in items if item.nodeid not in known]
+        old = [item for item in items if item.nodeid in known]
+        items[:] = _newest_files_first(new) + _newest_files_first(old)
+        return result
 
 
 def collects_whole_suite(config: pytest.Config) -> bool:

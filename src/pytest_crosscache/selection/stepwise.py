@@ -15,7 +15,7 @@ from pytest_crosscache._warnings import warn_cache
 from pytest_crosscache._xdist import is_xdist_worker
 from pytest_crosscache.cache import ABSENT
 from pytest_crosscache.cache import DAMAGED
-from pytest_crosscache.selection.records import read_record
+from pytest_crosscache.cache import Cache
 
 
 class InvalidRecord(ValueError):
@@ -39,7 +39,16 @@ class StepwiseState:
 
     @property
     def last_cache_date(self) -> datetime:
-        return datetime.fromisoformat(self.last_cache_date_str)
+        """The date of the last update, in local time without a zone.
+
+        pytest writes local times without a zone; a record that carries one
+        (edited by hand, written elsewhere) is converted, so it compares
+        with ``datetime.now()`` instead of raising.
+        """
+        date = datetime.fromisoformat(self.last_cache_date_str)
+        if date.tzinfo is not None:
+            date = date.astimezone().replace(tzinfo=None)
+        return date
 
     @classmethod
     def from_json(cls, data: object) -> StepwiseState:
@@ -68,11 +77,14 @@ class StepwiseState:
             raise InvalidRecord(
                 f"TypeError: last_cache_date_str must be a string, not {date!r}"
             )
+        state = cls(last_failed, count, date)
         try:
-            datetime.fromisoformat(date)
-        except ValueError as exc:
-            raise InvalidRecord(f"ValueError: {exc}") from None
-        return cls(last_failed, count, date)
+            # Also converts a date with a zone, which fails for dates at the
+            # ends of the calendar (year 1 in a zone east of UTC).
+            state.last_cache_date  # noqa: B018
+        except (ValueError, OverflowError) as exc:
+            raise InvalidRecord(f"{type(exc).__name__}: {exc}") from None
+        return state
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -83,32 +95,27 @@ class StepwiseState:
 
 
 class StepwisePlugin:
-    """pytest's ``stepwiseplugin``: stop at the first failure; next time, start from it.
+    """Stop at the first failure; next time, start again from it."""
 
-    Like pytest's, it keeps the ``config.cache`` of the moment it is
-    created (in ``pytest_configure``, after the conftests' own) and writes
-    its position there at the end of the session.
-    """
-
-    def __init__(self, config: pytest.Config) -> None:
+    def __init__(self, config: pytest.Config, cache: Cache) -> None:
         self.config = config
-        self.cache: object = getattr(config, "cache", None)
+        self.cache = cache
         self.session: pytest.Session | None = None
-        self.report_status: list[str] = []
+        self.messages: list[str] = []
         self.skip: bool = config.getoption("stepwise_skip")
         self.reset: bool = config.getoption("stepwise_reset")
         with shown_not_raised():
             self.state = self._load()
 
     def _load(self) -> StepwiseState:
-        stored = read_record(self.cache, STEPWISE_KEY)
+        stored = self.cache._read_record(STEPWISE_KEY)
         # Falsy records (absent, empty) simply mean "no state yet"; a
         # damaged one was reported by _read_record.
         if stored and stored is not ABSENT and stored is not DAMAGED:
             try:
                 return StepwiseState.from_json(stored)
             except InvalidRecord as exc:
-                self.report_status.append(f"error reading cache, discarding ({exc})")
+                self.messages.append(f"error reading cache, discarding ({exc})")
                 warn_cache(
                     f"ignoring {STEPWISE_KEY!r}: {exc}; starting stepwise from scratch"
                 )
@@ -124,14 +131,14 @@ class StepwisePlugin:
         self.state = attrs.evolve(self.state, last_test_count=len(items))
 
         if self.reset:
-            self.report_status.append("resetting state, not skipping.")
+            self.messages.append("resetting state, not skipping.")
             self.state = attrs.evolve(self.state, last_failed=None)
             return
         if not self.state.last_failed:
-            self.report_status.append("no previously failed tests, not skipping.")
+            self.messages.append("no previously failed tests, not skipping.")
             return
         if previous_count is not None and previous_count != len(items):
-            self.report_status.append(
+            self.messages.append(
                 f"test count changed, not skipping (now {len(items)} tests, "
                 f"previously {previous_count})."
             )
@@ -147,11 +154,13 @@ class StepwisePlugin:
             None,
         )
         if index is None:
-            self.report_status.append("previously failed test not found, not skipping.")
+            self.messages.append("previously failed test not found, not skipping.")
             return
         age = datetime.now() - self.state.last_cache_date
-        age = timedelta(seconds=int(age.total_seconds()))
-        self.report_status.append(
+        # A date in the future (a clock set back, a record from elsewhere)
+        # is no age at all.
+        age = timedelta(seconds=max(int(age.total_seconds()), 0))
+        self.messages.append(
             f"skipping {index} already passed items (cache from {age} ago,"
             " use --sw-reset to discard)."
         )
@@ -176,8 +185,8 @@ class StepwisePlugin:
             self.state = attrs.evolve(self.state, last_failed=None)
 
     def pytest_report_collectionfinish(self) -> list[str] | None:
-        if self.config.get_verbosity() >= 0 and self.report_status:
-            return [f"stepwise: {message}" for message in self.report_status]
+        if self.config.get_verbosity() >= 0 and self.messages:
+            return [f"stepwise: {message}" for message in self.messages]
         return None
 
     def pytest_sessionfinish(self) -> None:
@@ -186,7 +195,5 @@ class StepwisePlugin:
         self.state = attrs.evolve(
             self.state, last_cache_date_str=datetime.now().isoformat()
         )
-        if self.cache is None:
-            return
         with shown_not_raised():
-            self.cache.set(STEPWISE_KEY, self.state.to_json())  # type: ignore[attr-defined]
+            self.cache.set(STEPWISE_KEY, self.state.to_json())
