@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
+from pathlib import Path
 
 import attrs
 import pytest
@@ -18,6 +20,11 @@ QUIET_INNER_PLUGINS = (
     # Its terminal summary imports hypothesis in every inner run: seconds each.
     "-p",
     "no:hypothesispytest",
+    # Swaps --lf's deselection for skips whenever pytest's last-failed
+    # plugin is registered (and fails every session under pytest 9.2);
+    # the tests of that interplay enable it with "-p pytest_lf_skip".
+    "-p",
+    "no:pytest_lf_skip",
 )
 
 
@@ -119,6 +126,55 @@ class Twin:
     def check(self, *args: str) -> list[str]:
         """Run both and assert identical output; returns the normalised lines."""
         return self.run(*args).assert_same()
+
+    def files(self) -> tuple[dict[str, object], dict[str, object]]:
+        """What each provider's runs wrote: (ours, builtin).
+
+        Every file below a directory whose name contains the provider's
+        cache directory name (also a relocated one, such as
+        ``.cache-ours-moved``), keyed by its path with that name replaced by
+        ``CACHE``.  Values (``v/...``) are compared by their JSON content
+        (without the stepwise record's timestamp); the supporting files,
+        whose wording differs, by presence.  pytest-crosscache's lock files
+        and deferred updates (``.locks``, ``.crosscache-*``) and the values
+        of its extras (``v/crosscache/...``, such as the test history) are
+        left out: they exist only with pytest-crosscache.
+        """
+        return (
+            cache_files(self.pytester.path, self.OURS_DIR),
+            cache_files(self.pytester.path, self.BUILTIN_DIR),
+        )
+
+    def assert_same_files(self) -> dict[str, object]:
+        """Assert both providers wrote the same files; returns them."""
+        ours, builtin = self.files()
+        assert ours == builtin
+        return ours
+
+
+def cache_files(root: Path, name: str) -> dict[str, object]:
+    """The files below ``root`` in directories named after ``name`` (see Twin.files)."""
+    found: dict[str, object] = {}
+    for path in sorted(root.rglob("*")):
+        parts = path.relative_to(root).parts
+        if not path.is_file() or not any(name in part for part in parts[:-1]):
+            continue
+        if any(part == ".locks" or part.startswith(".crosscache") for part in parts):
+            continue
+        if "v" in parts and parts[parts.index("v") + 1] == "crosscache":
+            # Values of pytest-crosscache's own extras (the test history).
+            continue
+        key = "/".join(part.replace(name, "CACHE") for part in parts)
+        content: object = None
+        if "v" in parts:
+            try:
+                content = json.loads(path.read_text("utf-8"))
+            except ValueError:
+                content = path.read_bytes()
+            if isinstance(content, dict) and "last_cache_date_str" in content:
+                content = {**content, "last_cache_date_str": "DATE"}
+        found[key] = content
+    return found
 
 
 @pytest.fixture

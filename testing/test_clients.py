@@ -31,7 +31,7 @@ def provider(request: pytest.FixtureRequest) -> tuple[str, ...]:
 
 
 # The plugins the shared conftest keeps out of inner runs.
-QUIET = ("randomly", "random_order", "hypothesispytest")
+QUIET = ("randomly", "random_order", "hypothesispytest", "pytest_lf_skip")
 
 
 def enable(monkeypatch: pytest.MonkeyPatch, plugin: str) -> None:

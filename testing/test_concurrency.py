@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import QUIET_INNER_PLUGINS
 from pytest_crosscache import Cache
 from pytest_crosscache.backends.directory import DirectoryBackend
 from pytest_crosscache.fs.atomic import is_temporary
@@ -48,7 +49,7 @@ def pytest_sessionfinish(session):
 
 def _subprocess_env() -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTEST_ADDOPTS"] = "-p no:randomly -p no:random_order -p no:hypothesispytest"
+    env["PYTEST_ADDOPTS"] = " ".join(QUIET_INNER_PLUGINS)
     for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT"):
         env.pop(name, None)
     return env
@@ -161,7 +162,7 @@ def test_later_session_wins_for_the_same_test(pytester: pytest.Pytester) -> None
         """
     )
     env = _subprocess_env()
-    base = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    base = [sys.executable, "-m", "pytest", "-q"]
 
     def run(passes: bool) -> None:
         env["FLAKY_PASSES"] = "1" if passes else "0"

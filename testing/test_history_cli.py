@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import QUIET_INNER_PLUGINS
 from pytest_crosscache.cli import main
 from pytest_crosscache.history.revision import CI_VARIABLE
 from pytest_crosscache.history.revision import COMMIT_VARIABLES
@@ -63,7 +64,7 @@ def clean_env(**extra: str) -> dict[str, str]:
         if name not in ci_names and not name.startswith("PYTEST_XDIST")
     }
     env.pop("PYTEST_CACHE_BACKEND", None)
-    env["PYTEST_ADDOPTS"] = "-p no:randomly -p no:random_order -p no:hypothesispytest"
+    env["PYTEST_ADDOPTS"] = " ".join(QUIET_INNER_PLUGINS)
     env.update(extra)
     return env
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import QUIET_INNER_PLUGINS
 from pytest_crosscache.backends.directory import DirectoryBackend
 from pytest_crosscache.history import store
 from pytest_crosscache.history.model import History
@@ -80,7 +81,7 @@ def subprocess_env(**extra: str) -> dict[str, str]:
         and name not in {variable for _, variable in COMMIT_VARIABLES}
         and not name.startswith("PYTEST_XDIST")
     }
-    env["PYTEST_ADDOPTS"] = "-p no:randomly -p no:random_order -p no:hypothesispytest"
+    env["PYTEST_ADDOPTS"] = " ".join(QUIET_INNER_PLUGINS)
     env.update(extra)
     return env
 

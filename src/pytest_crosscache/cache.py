@@ -82,6 +82,18 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def cache_enabled(config: pytest.Config) -> bool:
+    """Whether this session has a cache: false under ``-p no:cacheprovider``.
+
+    pytest-crosscache's own extras (history, scheduling, ...) check this
+    before registering anything that reads or writes the cache, so that
+    ``-p no:cacheprovider`` means no cache at all, as it does with pytest
+    alone.  Valid from ``pytest_load_initial_conftests`` on; it does not
+    change when a conftest later unregisters a plugin by name.
+    """
+    return config.stash.get(_stash_key(), None) is not None
+
+
 _MISSING: Any = object()
 
 
@@ -150,9 +162,13 @@ class Cache:
         """Return the cache of a pytest configuration.
 
         Inside a session that runs pytest-crosscache this is the very object
-        stored as ``config.cache``; otherwise a new one for the configured
-        ``cache_dir`` and backend.
+        stored as ``config.cache`` (the plugin's own, should a conftest have
+        put another kind of object there); otherwise a new one for the
+        configured ``cache_dir`` and backend.
         """
+        current = getattr(config, "cache", None)
+        if isinstance(current, Cache):
+            return current
         existing = config.stash.get(_stash_key(), None)
         if existing is not None:
             return existing

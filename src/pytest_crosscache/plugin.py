@@ -4,10 +4,12 @@ pytest imports its builtin ``cacheprovider`` and ``stepwise`` plugins before
 it loads plugins from entry points, so by the time this module is
 registered they are already in place and their options are already added.
 :func:`pytest_addoption` (a historic hook, so it runs the moment this
-module is registered) therefore unregisters them and adds only the options
-they did not add; from then on everything is served by this package.
-``-p no:crosscache`` keeps this module from loading and leaves pytest's
-builtin behaviour untouched.
+module is registered) therefore unregisters them, adds only the options
+they did not add and registers ours under the same names
+(:mod:`pytest_crosscache.provider`); from then on everything is served by
+this package.  ``-p no:crosscache`` keeps this module from loading and
+leaves pytest's builtin behaviour untouched; ``-p no:cacheprovider`` means
+no cache at all, as with pytest alone: then this module adds nothing.
 """
 
 from __future__ import annotations
@@ -18,24 +20,19 @@ from typing import Any
 import pytest
 
 from pytest_crosscache import hookspecs
-from pytest_crosscache._warnings import shown_not_raised
-from pytest_crosscache._xdist import is_xdist_worker
+from pytest_crosscache import provider
 from pytest_crosscache.backends.directory import DEFAULT_LOCK_TIMEOUT
 from pytest_crosscache.backends.directory import DirectoryBackend
 from pytest_crosscache.backends.settings import LOCK_TIMEOUT_INI
 from pytest_crosscache.backends.settings import lock_timeout
-from pytest_crosscache.cache import Cache
-from pytest_crosscache.cache import cache_key
-from pytest_crosscache.fs.cachedir import DEFAULT_CACHE_DIR
+from pytest_crosscache.cache import cache_enabled
 from pytest_crosscache.fs.cachedir import default_cache_dir
 from pytest_crosscache.history import recorder as history_recorder
-from pytest_crosscache.selection.lastfailed import LastFailedRecorder
-from pytest_crosscache.selection.lastfailed import LastFailedSelection
-from pytest_crosscache.selection.newfirst import NewFirstOrdering
-from pytest_crosscache.selection.newfirst import NodeIdRecorder
 
-BUILTIN_CACHE = "cacheprovider"
-BUILTIN_STEPWISE = "stepwise"
+__all__ = ["cache_enabled"]
+
+BUILTIN_CACHE = provider.CACHE_PLUGIN
+BUILTIN_STEPWISE = provider.STEPWISE_PLUGIN
 BUILTIN_MODULE = "_pytest.cacheprovider"
 #: Where pytest's fixture manager keeps fixture definitions: pytest 8.4 and
 #: later versions.
@@ -50,6 +47,9 @@ HISTORY_PLUGIN = "crosscache-history"
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hookspecs)
+    if pluginmanager.is_blocked(BUILTIN_CACHE):
+        # No cache, so none of its extras either.
+        return
     # The Redis backend's hooks; they import the backend and redis-py only
     # once a Redis URL is configured.
     from pytest_crosscache.backends import redis_hooks
@@ -65,17 +65,24 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 def pytest_addoption(
     parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager
 ) -> None:
+    if pluginmanager.is_blocked(BUILTIN_CACHE):
+        # -p no:cacheprovider: no cache, exactly as with pytest alone (which
+        # then blocks stepwise too); nothing of ours is offered either.
+        return
     builtin_cache = pluginmanager.get_plugin(BUILTIN_CACHE)
     builtin_stepwise = pluginmanager.get_plugin(BUILTIN_STEPWISE)
-    # Unregistered, not blocked: is_blocked() keeps telling what the user
-    # asked for with -p no:..., which _serves_stepwise relies on.
+    # Ours take their names, so that code looking them up finds ours.
     for plugin in (builtin_cache, builtin_stepwise):
         if plugin is not None:
             pluginmanager.unregister(plugin)
     if builtin_cache is None:
         _add_cache_options(parser)
-    if builtin_stepwise is None and _serves_stepwise(pluginmanager):
+    if builtin_stepwise is None and not pluginmanager.is_blocked(BUILTIN_STEPWISE):
         _add_stepwise_options(parser)
+    # A blocked name (-p no:stepwise) is silently not registered, as
+    # pytest's own plugin would not be.
+    pluginmanager.register(provider, BUILTIN_CACHE)
+    pluginmanager.register(provider.StepwiseProvider(), BUILTIN_STEPWISE)
     parser.addini(
         LOCK_TIMEOUT_INI,
         default=str(DEFAULT_LOCK_TIMEOUT),
@@ -109,17 +116,6 @@ def _add_backend_options(parser: pytest.Parser) -> None:
         help="Prefix that keeps this project's values apart on a shared Redis "
         "server (environment variables expanded; default: the project's git "
         "remote, else its [project] name, else the rootdir's name)",
-    )
-
-
-def _serves_stepwise(pluginmanager: pytest.PytestPluginManager) -> bool:
-    """Stepwise is ours unless the user switched off only pytest's (``-p no:stepwise``).
-
-    ``-p no:cacheprovider`` makes pytest block its stepwise plugin too; we
-    still serve both then.
-    """
-    return not pluginmanager.is_blocked(BUILTIN_STEPWISE) or pluginmanager.is_blocked(
-        BUILTIN_CACHE
     )
 
 
@@ -215,60 +211,6 @@ def pytest_crosscache_make_backend(
     return DirectoryBackend(cachedir, lock_timeout=lock_timeout(config))
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
-    # Before any conftest is imported, so none can see a config without
-    # our cache, whatever order their pytest_configure hooks run in.
-    _install_cache(early_config)
-
-
-def _install_cache(config: pytest.Config) -> Cache:
-    cache = config.stash.get(cache_key, None)
-    if cache is None:
-        cache = Cache.for_config(config)
-        config.stash[cache_key] = cache
-        config.cache = cache  # type: ignore[assignment]
-    return cache
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_configure(config: pytest.Config) -> None:
-    cache = _install_cache(config)
-    if config.getoption("cacheclear") and not is_xdist_worker(config):
-        # Workers start after the controller cleared; clearing again could
-        # remove what the controller stored in the meantime.
-        with shown_not_raised():
-            cache._clear()
-
-    # Registration order matters: all three wrap pytest_collection_modifyitems
-    # as tryfirst wrappers, so the last registered runs outermost.
-    failures = LastFailedRecorder(config, cache)
-    config.pluginmanager.register(failures, "crosscache-lastfailed")
-    if config.getoption("lf") or config.getoption("failedfirst"):
-        config.pluginmanager.register(
-            LastFailedSelection(config, failures), "crosscache-lastfailed-selection"
-        )
-    nodeids = NodeIdRecorder(config, cache)
-    if config.getoption("newfirst"):
-        config.pluginmanager.register(NewFirstOrdering(nodeids), "crosscache-newfirst")
-    config.pluginmanager.register(nodeids, "crosscache-nodeids")
-    if config.pluginmanager.hasplugin("xdist"):
-        from pytest_crosscache.selection.xdist import XdistNodeIds
-
-        config.pluginmanager.register(XdistNodeIds(nodeids), "crosscache-xdist")
-
-    if _serves_stepwise(config.pluginmanager):
-        # --sw-skip and --sw-reset imply --sw.
-        if config.getoption("stepwise_skip") or config.getoption("stepwise_reset"):
-            config.option.stepwise = True
-        if config.getoption("stepwise"):
-            from pytest_crosscache.selection.stepwise import StepwisePlugin
-
-            config.pluginmanager.register(
-                StepwisePlugin(config, cache), "crosscache-stepwise"
-            )
-
-
 @pytest.hookimpl(trylast=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
     _forget_builtin_fixtures(session)
@@ -285,8 +227,6 @@ def _forget_builtin_fixtures(session: pytest.Session) -> None:
     or name to node to list): only lists found in it are filtered, and if
     none is found both fixtures stay listed, nothing worse.
     """
-    if session.config.pluginmanager.has_plugin(BUILTIN_CACHE):
-        return
     manager = getattr(session, "_fixturemanager", None)
     for attribute in FIXTURE_REGISTRIES:
         registry = getattr(manager, attribute, None)
@@ -304,50 +244,3 @@ def _drop_builtin_defs(registry: dict[Any, Any]) -> None:
 
 def _module_of(fixturedef: object) -> str | None:
     return getattr(getattr(fixturedef, "func", None), "__module__", None)
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    if not is_xdist_worker(session.config):
-        cache = session.config.stash[cache_key]
-        cache._settle_deferred()
-        cache.backend.tidy()
-
-
-def pytest_cmdline_main(config: pytest.Config) -> int | None:
-    if config.getoption("cacheshow") and not config.getoption("help"):
-        # wrap_session gives --cache-show the same session header, report
-        # header and exit handling as a test run, as pytest's own does.
-        from _pytest.main import wrap_session
-
-        from pytest_crosscache.show import show
-
-        return wrap_session(
-            config, lambda config, session: show(config, config.stash[cache_key])
-        )
-    return None
-
-
-def pytest_report_header(config: pytest.Config) -> str | None:
-    if (
-        config.getoption("verbose") > 0
-        or config.getini("cache_dir") != DEFAULT_CACHE_DIR
-    ):
-        cachedir = config.stash[cache_key].cachedir
-        try:
-            shown: Path = cachedir.relative_to(config.rootpath)
-        except ValueError:
-            shown = cachedir
-        return f"cachedir: {shown}"
-    return None
-
-
-@pytest.fixture
-def cache(request: pytest.FixtureRequest) -> Cache:
-    """The session's pytest_crosscache.Cache: values kept across runs.
-
-    ``cache.get(key, default)`` and ``cache.set(key, value)`` with
-    ``/``-separated keys (start them with your project's name) and JSON
-    values; ``cache.mkdir(name)`` for a directory that persists.
-    """
-    return request.config.stash[cache_key]

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 RECORDER_NAME = "crosscache-history-recorder"
 #: The nodeid recorder of :mod:`pytest_crosscache.selection.newfirst`, which
 #: knows whether the session collected the whole suite.
-NODEIDS_PLUGIN = "crosscache-nodeids"
+NODEIDS_PLUGIN = "nfplugin"
 #: The flaky section names at most this many tests.
 MAX_FLAKY_SHOWN = 20
 
@@ -81,8 +81,13 @@ def history_enabled(config: pytest.Config) -> bool:
         raise pytest.UsageError(f"{HISTORY_INI}: {exc}; use true or false") from None
     if not enabled or is_xdist_worker(config):
         return False
-    # With the cache provider switched off nothing is written, history included.
-    return not config.pluginmanager.is_blocked("cacheprovider")
+    # With the cache provider switched off nothing is written, history
+    # included: -p no:cacheprovider, or a conftest that blocks it.
+    from pytest_crosscache.cache import cache_enabled
+
+    return cache_enabled(config) and not config.pluginmanager.is_blocked(
+        "cacheprovider"
+    )
 
 
 def history_window(config: pytest.Config) -> int:

@@ -26,9 +26,10 @@ from pytest_crosscache.scheduling.order import slowest_first
 if TYPE_CHECKING:
     from pytest_crosscache.scheduling.xdist_scheduler import SlowFirstScheduling
 
-#: Plugin names under which the recorders of --lf/--ff and --nf are registered.
-LASTFAILED_PLUGIN = "crosscache-lastfailed"
-NODEIDS_PLUGIN = "crosscache-nodeids"
+#: pytest's plugin names, under which the recorders of --lf/--ff and --nf are
+#: registered.
+LASTFAILED_PLUGIN = "lfplugin"
+NODEIDS_PLUGIN = "nfplugin"
 #: Fixture scopes above "function", outermost first.
 HIGH_SCOPES = ("session", "package", "module", "class")
 

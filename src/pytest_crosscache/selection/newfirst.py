@@ -1,4 +1,4 @@
-"""``cache/nodeids`` and the ``--nf`` option."""
+"""``cache/nodeids`` and the ``--nf`` option: pytest's ``nfplugin``."""
 
 from __future__ import annotations
 
@@ -15,26 +15,31 @@ from pytest_crosscache._warnings import warn_cache
 from pytest_crosscache._xdist import is_xdist_worker
 from pytest_crosscache.cache import ABSENT
 from pytest_crosscache.cache import DAMAGED
-from pytest_crosscache.cache import Cache
+from pytest_crosscache.selection.records import place
+from pytest_crosscache.selection.records import read_record
+from pytest_crosscache.selection.records import store_record
 
 
-class NodeIdRecorder:
-    """Remembers the test ids seen, so ``--nf`` can tell new tests from old.
+class NewFirstPlugin:
+    """pytest's ``nfplugin``: remembers the tests seen; ``--nf`` runs new ones first.
 
-    Always registered, and registered last among the ordering plugins so
-    that its ``tryfirst`` wrapper is outermost: before the other plugins
-    run it sees the whole collection, after them the final list of items.
-    At the end, ids unknown at the start are merged into what is stored
-    then, so concurrent sessions add to each other.  When the session
-    collected the whole suite, ids of tests that no longer exist are
-    dropped, so the record tracks the suite rather than its history.
+    Always registered, after ``lfplugin`` as in pytest, so that its
+    ``tryfirst`` wrapper is outermost: before the other plugins run it sees
+    the whole collection, after them the final list of items, which it
+    reorders when ``active`` (``--nf``).  At the end, ids unknown at the
+    start are merged into what is stored then, so concurrent sessions add
+    to each other.  When the session collected the whole suite, ids of
+    tests that no longer exist are dropped, so the record tracks the suite
+    rather than its history.
     """
 
-    def __init__(self, config: pytest.Config, cache: Cache) -> None:
+    def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        self.cache = cache
+        self.active: bool = bool(config.getoption("newfirst"))
+        cache = getattr(config, "cache", None)
+        self._read_from = place(cache)
         with shown_not_raised():
-            stored = cache._read_record(NODEIDS_KEY)
+            stored = read_record(cache, NODEIDS_KEY)
             # A damaged record counts as none, so it is rewritten at the end.
             self.had_record = stored is not ABSENT and stored is not DAMAGED
             self.known = _validated(stored) if self.had_record else set()
@@ -43,6 +48,11 @@ class NodeIdRecorder:
         #: session's collection can stand for the whole suite.
         self.collected: set[str] | None = None
         self._collection_failed = False
+
+    @property
+    def cached_nodeids(self) -> set[str]:
+        """The ids known at the start and those seen since, as in pytest's plugin."""
+        return self.known | self.seen
 
     def record(self, nodeids: Iterable[str]) -> None:
         self.seen.update(nodeids)
@@ -66,6 +76,11 @@ class NodeIdRecorder:
         if collects_whole_suite(self.config):
             self.collected = {item.nodeid for item in items}
         result = yield
+        if self.active:
+            known = self.known
+            new = [item for item in items if item.nodeid not in known]
+            old = [item for item in items if item.nodeid in known]
+            items[:] = _newest_files_first(new) + _newest_files_first(old)
         self.record(item.nodeid for item in items)
         return result
 
@@ -77,10 +92,12 @@ class NodeIdRecorder:
             or config.getoption("collectonly")
         ):
             return
+        cache = getattr(config, "cache", None)
+        same_place = place(cache) == self._read_from
         collected = self.whole_suite()
         new = self.seen - self.known
         gone = self.known - collected if collected is not None else set()
-        if not new and not gone and self.had_record:
+        if same_place and not new and not gone and self.had_record:
             return
 
         def merge(stored: object) -> list[str]:
@@ -91,25 +108,15 @@ class NodeIdRecorder:
             return _json.drop_unstorable(NODEIDS_KEY, ids)
 
         with shown_not_raised():
-            self.cache.update(NODEIDS_KEY, merge, [])
-
-
-class NewFirstOrdering:
-    """``--nf``: run tests never seen before first, then by file age, newest first."""
-
-    def __init__(self, recorder: NodeIdRecorder) -> None:
-        self.recorder = recorder
-
-    @pytest.hookimpl(wrapper=True, tryfirst=True)
-    def pytest_collection_modifyitems(
-        self, items: list[pytest.Item]
-    ) -> Generator[None]:
-        result = yield
-        known = self.recorder.known
-        new = [item for item in items if item.nodeid not in known]
-        old = [item for item in items if item.nodeid in known]
-        items[:] = _newest_files_first(new) + _newest_files_first(old)
-        return result
+            store_record(
+                cache,
+                NODEIDS_KEY,
+                own=_json.drop_unstorable(
+                    NODEIDS_KEY, sorted((self.known - gone) | self.seen)
+                ),
+                merge=merge if same_place else None,
+                default=[],
+            )
 
 
 def collects_whole_suite(config: pytest.Config) -> bool:

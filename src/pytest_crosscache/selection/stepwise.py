@@ -15,7 +15,7 @@ from pytest_crosscache._warnings import warn_cache
 from pytest_crosscache._xdist import is_xdist_worker
 from pytest_crosscache.cache import ABSENT
 from pytest_crosscache.cache import DAMAGED
-from pytest_crosscache.cache import Cache
+from pytest_crosscache.selection.records import read_record
 
 
 class InvalidRecord(ValueError):
@@ -95,27 +95,32 @@ class StepwiseState:
 
 
 class StepwisePlugin:
-    """Stop at the first failure; next time, start again from it."""
+    """pytest's ``stepwiseplugin``: stop at the first failure; next time, start from it.
 
-    def __init__(self, config: pytest.Config, cache: Cache) -> None:
+    Like pytest's, it keeps the ``config.cache`` of the moment it is
+    created (in ``pytest_configure``, after the conftests' own) and writes
+    its position there at the end of the session.
+    """
+
+    def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        self.cache = cache
+        self.cache: object = getattr(config, "cache", None)
         self.session: pytest.Session | None = None
-        self.messages: list[str] = []
+        self.report_status: list[str] = []
         self.skip: bool = config.getoption("stepwise_skip")
         self.reset: bool = config.getoption("stepwise_reset")
         with shown_not_raised():
             self.state = self._load()
 
     def _load(self) -> StepwiseState:
-        stored = self.cache._read_record(STEPWISE_KEY)
+        stored = read_record(self.cache, STEPWISE_KEY)
         # Falsy records (absent, empty) simply mean "no state yet"; a
         # damaged one was reported by _read_record.
         if stored and stored is not ABSENT and stored is not DAMAGED:
             try:
                 return StepwiseState.from_json(stored)
             except InvalidRecord as exc:
-                self.messages.append(f"error reading cache, discarding ({exc})")
+                self.report_status.append(f"error reading cache, discarding ({exc})")
                 warn_cache(
                     f"ignoring {STEPWISE_KEY!r}: {exc}; starting stepwise from scratch"
                 )
@@ -131,14 +136,14 @@ class StepwisePlugin:
         self.state = attrs.evolve(self.state, last_test_count=len(items))
 
         if self.reset:
-            self.messages.append("resetting state, not skipping.")
+            self.report_status.append("resetting state, not skipping.")
             self.state = attrs.evolve(self.state, last_failed=None)
             return
         if not self.state.last_failed:
-            self.messages.append("no previously failed tests, not skipping.")
+            self.report_status.append("no previously failed tests, not skipping.")
             return
         if previous_count is not None and previous_count != len(items):
-            self.messages.append(
+            self.report_status.append(
                 f"test count changed, not skipping (now {len(items)} tests, "
                 f"previously {previous_count})."
             )
@@ -154,13 +159,13 @@ class StepwisePlugin:
             None,
         )
         if index is None:
-            self.messages.append("previously failed test not found, not skipping.")
+            self.report_status.append("previously failed test not found, not skipping.")
             return
         age = datetime.now() - self.state.last_cache_date
         # A date in the future (a clock set back, a record from elsewhere)
         # is no age at all.
         age = timedelta(seconds=max(int(age.total_seconds()), 0))
-        self.messages.append(
+        self.report_status.append(
             f"skipping {index} already passed items (cache from {age} ago,"
             " use --sw-reset to discard)."
         )
@@ -185,8 +190,8 @@ class StepwisePlugin:
             self.state = attrs.evolve(self.state, last_failed=None)
 
     def pytest_report_collectionfinish(self) -> list[str] | None:
-        if self.config.get_verbosity() >= 0 and self.messages:
-            return [f"stepwise: {message}" for message in self.messages]
+        if self.config.get_verbosity() >= 0 and self.report_status:
+            return [f"stepwise: {message}" for message in self.report_status]
         return None
 
     def pytest_sessionfinish(self) -> None:
@@ -195,5 +200,7 @@ class StepwisePlugin:
         self.state = attrs.evolve(
             self.state, last_cache_date_str=datetime.now().isoformat()
         )
+        if self.cache is None:
+            return
         with shown_not_raised():
-            self.cache.set(STEPWISE_KEY, self.state.to_json())
+            self.cache.set(STEPWISE_KEY, self.state.to_json())  # type: ignore[attr-defined]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from pytest_crosscache.selection.newfirst import NodeIdRecorder
+    from pytest_crosscache.selection.newfirst import NewFirstPlugin
 
 
 class XdistNodeIds:
@@ -15,7 +15,7 @@ class XdistNodeIds:
     would not add new tests to ``cache/nodeids``.
     """
 
-    def __init__(self, recorder: NodeIdRecorder) -> None:
+    def __init__(self, recorder: NewFirstPlugin) -> None:
         self.recorder = recorder
 
     def pytest_xdist_node_collection_finished(
