@@ -481,3 +481,134 @@ class TestPluginNames:
                         for line in lines
                     )
             project.assert_same_files()
+
+
+# Conftests that move the cache elsewhere.  Each derives the new place from
+# the configured one, so that the two providers' caches stay apart.
+
+#: Assigns pytest's private attribute in a plain pytest_configure (the most
+#: common shape: sandboxes, read-only checkouts).
+ASSIGN_CACHEDIR = """
+    from pathlib import Path
+
+    def pytest_configure(config):
+        moved = Path(str(config.cache._cachedir) + "-moved")
+        moved.mkdir(parents=True, exist_ok=True)
+        config.cache._cachedir = moved
+"""
+
+#: Changes the ini value before the provider reads it.
+INI_TRYFIRST = """
+    import pytest
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_configure(config):
+        config._inicache["cache_dir"] = config.getini("cache_dir") + "-moved"
+"""
+
+#: Changes the ini value too late: the provider has read it already.
+INI_TOO_LATE = """
+    def pytest_configure(config):
+        config._inicache["cache_dir"] = config.getini("cache_dir") + "-moved"
+"""
+
+#: Puts a new pytest Cache for another directory on config.
+REPLACE_WITH_PYTESTS = """
+    from _pytest.cacheprovider import Cache
+
+    def pytest_configure(config):
+        config._inicache["cache_dir"] = config.getini("cache_dir") + "-moved"
+        config.cache = Cache.for_config(config, _ispytest=True)
+"""
+
+#: Puts a pytest-crosscache Cache for another directory on config.
+REPLACE_WITH_OURS = """
+    from pathlib import Path
+
+    from pytest_crosscache import Cache
+
+    def pytest_configure(config):
+        config.cache = Cache(Path(str(config.cache._cachedir) + "-moved"))
+"""
+
+
+class TestRelocation:
+    """The session's records and the fixture's values go where pytest would send them."""
+
+    @pytest.mark.parametrize(
+        "conftest",
+        [
+            ASSIGN_CACHEDIR,
+            INI_TRYFIRST,
+            INI_TOO_LATE,
+            REPLACE_WITH_PYTESTS,
+            REPLACE_WITH_OURS,
+        ],
+        ids=[
+            "assign-cachedir",
+            "ini-tryfirst",
+            "ini-too-late",
+            "replace-with-pytests",
+            "replace-with-ours",
+        ],
+    )
+    def test_conftest(self, project: Twin, conftest: str) -> None:
+        project.pytester.makeconftest(conftest)
+        outputs = run_steps(project)
+        moved = conftest is not INI_TOO_LATE
+        # pytest reads the failures where the cache is when its provider
+        # starts, before these conftests move it: when they move it in
+        # plain pytest_configure, --lf never sees the failures.
+        late = conftest not in (INI_TOO_LATE, INI_TRYFIRST)
+        rerun = "run-last-failure: rerun previous 1 failure (skipped 1 file)"
+        assert (rerun not in outputs[1]) is late
+        files = project.assert_same_files()
+        stored = {key for key in files if key.startswith("CACHE")}
+        expected = {
+            "v/cache/lastfailed",
+            "v/cache/nodeids",
+            "v/cache/stepwise",
+            "v/mine/x",
+        }
+        prefix = "CACHE-moved/" if moved else "CACHE/"
+        assert expected <= {
+            key.removeprefix(prefix) for key in stored if key.startswith(prefix)
+        }
+        if moved:
+            assert not any(key.startswith("CACHE/v/") for key in stored)
+        # The test history goes with the session's records when the cache
+        # is still one of ours; another kind of cache cannot keep it.
+        root = project.pytester.path
+        place = root / (".cache-ours-moved" if moved else ".cache-ours")
+        histories = {
+            path.parents[3].name
+            for path in root.glob(".*/v/crosscache/history/runs")
+        }
+        if conftest is REPLACE_WITH_PYTESTS:
+            assert histories == set()
+        else:
+            assert histories == {place.name}
+
+    def test_assigned_in_a_test(self, twin: Twin) -> None:
+        """A value set after the move is found there, the old place keeps the rest."""
+        twin.pytester.makepyfile(
+            """
+            from pathlib import Path
+
+            def test_move(request):
+                cache = request.config.cache
+                cache.set("mine/before", 1)
+                old = Path(cache._cachedir)
+                cache._cachedir = Path(str(old) + "-moved")
+                assert Path(cache._cachedir) == Path(str(old) + "-moved")
+                cache.set("mine/after", 2)
+                assert cache.get("mine/before", None) is None
+                assert cache.get("mine/after", None) == 2
+                assert cache.mkdir("data").parent.parent == Path(cache._cachedir)
+            """
+        )
+        twin.check("-rA")
+        files = twin.assert_same_files()
+        assert "CACHE/v/mine/before" in files
+        assert "CACHE-moved/v/mine/after" in files
+        assert "CACHE-moved/v/cache/nodeids" in files

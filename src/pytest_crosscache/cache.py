@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from collections.abc import Iterator
@@ -94,6 +95,18 @@ def cache_enabled(config: pytest.Config) -> bool:
     return config.stash.get(_stash_key(), None) is not None
 
 
+def session_cache(config: pytest.Config) -> Cache | None:
+    """The cache this session's records go to: ``config.cache`` as it is now.
+
+    ``None`` when a conftest has put another kind of cache object on
+    ``config`` (pytest's own ``Cache``, say): records that need
+    pytest-crosscache's locked merges, such as the test history, are then
+    not kept, as pytest's provider would not keep them either.
+    """
+    current = getattr(config, "cache", None)
+    return current if isinstance(current, Cache) else None
+
+
 _MISSING: Any = object()
 
 
@@ -125,33 +138,67 @@ class Cache:
     """
 
     def __init__(self, cachedir: Path, backend: Backend | None = None) -> None:
-        self._dir = Path(cachedir)
+        self._dir_chosen: Path | None = Path(cachedir)
+        self._locate: Callable[[], Path] | None = None
         self._chosen_backend = backend
-        self._make_backend: Callable[[], Backend | None] | None = None
+        self._make_backend: Callable[[Path], Backend | None] | None = None
 
     def __repr__(self) -> str:
         return f"<Cache {self._backend.describe()}>"
 
     @classmethod
     def _deferred(
-        cls, cachedir: Path, make_backend: Callable[[], Backend | None]
+        cls,
+        locate: Callable[[], Path],
+        make_backend: Callable[[Path], Backend | None],
     ) -> Cache:
-        """A cache whose backend is chosen on first use.
+        """A cache whose directory and backend are chosen on first use.
 
         The plugin creates ``config.cache`` before conftests are imported;
-        deferring the choice lets a backend hook in a rootdir conftest.py
-        take part as long as nothing used the cache before it was loaded.
+        deferring the choices lets a conftest take part as long as nothing
+        used the cache before: a backend hook in a rootdir conftest.py, or
+        a ``tryfirst`` ``pytest_configure`` that changes ``cache_dir``.
         """
-        cache = cls(cachedir)
+        cache = cls(Path())
+        cache._dir_chosen = None
+        cache._locate = locate
         cache._make_backend = make_backend
         return cache
+
+    @property
+    def _dir(self) -> Path:
+        chosen = self._dir_chosen
+        if chosen is None:
+            locate, self._locate = self._locate, None
+            assert locate is not None
+            chosen = self._dir_chosen = locate()
+        return chosen
+
+    def _settle_location(self) -> None:
+        """Choose the directory now if it is not chosen yet."""
+        self._dir  # noqa: B018 (the property chooses it)
+
+    def _relocate(self, cachedir: Path) -> None:
+        """Keep values and ``mkdir`` directories in ``cachedir`` from now on."""
+        old = self._chosen_backend
+        self._dir_chosen, self._locate = Path(cachedir), None
+        if old is None:
+            return
+        if self._make_backend is not None or isinstance(old, DirectoryBackend):
+            # Chosen again, for the new place, on next use.
+            self._chosen_backend = None
+            if self._make_backend is None:
+                timeout = cast(DirectoryBackend, old).lock_timeout
+                self._make_backend = lambda path: DirectoryBackend(path, timeout)
+        # Any other backend keeps its values where it keeps them (a Redis
+        # namespace); only directories made by mkdir move.
 
     @property
     def _backend(self) -> Backend:
         backend = self._chosen_backend
         if backend is None:
-            make, self._make_backend = self._make_backend, None
-            backend = make() if make is not None else None
+            make = self._make_backend
+            backend = make(self._dir) if make is not None else None
             if backend is None:
                 backend = DirectoryBackend(self._dir)
             self._chosen_backend = backend
@@ -172,12 +219,14 @@ class Cache:
         existing = config.stash.get(_stash_key(), None)
         if existing is not None:
             return existing
-        cachedir = cache_dir_from_config(config)
         hook = getattr(config.hook, "pytest_crosscache_make_backend", None)
         if hook is None:
             # pytest-crosscache is not active in this session (-p no:crosscache).
-            return cls(cachedir)
-        return cls._deferred(cachedir, lambda: hook(config=config, cachedir=cachedir))
+            return cls(cache_dir_from_config(config))
+        return cls._deferred(
+            lambda: cache_dir_from_config(config),
+            lambda cachedir: hook(config=config, cachedir=cachedir),
+        )
 
     @property
     def cachedir(self) -> Path:
@@ -186,9 +235,15 @@ class Cache:
 
     @property
     def _cachedir(self) -> Path:
-        # Read alias kept because plugins and conftests written against
-        # pytest's builtin provider read this private attribute.
+        # pytest's name for the directory: plugins and conftests written
+        # against pytest's builtin provider read it, and some assign it.
         return self._dir
+
+    @_cachedir.setter
+    def _cachedir(self, value: str | os.PathLike[str]) -> None:
+        # As with pytest's Cache, whatever is stored or made from now on
+        # goes to the new directory; nothing is moved or copied there.
+        self._relocate(Path(value))
 
     @property
     def backend(self) -> Backend:

@@ -59,6 +59,10 @@ def pytest_configure(config: pytest.Config) -> None:
     # earlier (tryfirst conftest) hook put there; so do we.
     cache = _install_cache(config)
     config.cache = cache  # type: ignore[assignment]
+    # Where pytest's provider settles the directory (Cache.for_config): a
+    # tryfirst conftest hook before this may still change ``cache_dir``, a
+    # later one no longer does, but it may assign ``config.cache._cachedir``.
+    cache._settle_location()
     if config.getoption("cacheclear") and not is_xdist_worker(config):
         # Workers start after the controller cleared; clearing again could
         # remove what the controller stored in the meantime.

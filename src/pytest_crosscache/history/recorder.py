@@ -191,7 +191,7 @@ class HistoryRecorder:
 
     def _record(self, session: pytest.Session) -> None:
         # Imported only now: pytest start-up does not pay for attrs and the store.
-        from pytest_crosscache.cache import cache_key
+        from pytest_crosscache.cache import session_cache
         from pytest_crosscache.history.flaky import FLAKY
         from pytest_crosscache.history.flaky import verdict
         from pytest_crosscache.history.model import Run
@@ -214,7 +214,10 @@ class HistoryRecorder:
         )
         nodeids = self.config.pluginmanager.get_plugin(NODEIDS_PLUGIN)
         collected = nodeids.whole_suite() if nodeids is not None else None
-        cache = self.config.stash[cache_key]
+        cache = session_cache(self.config)
+        if cache is None:
+            # A conftest replaced config.cache with a cache of another kind.
+            return
         try:
             history: History = record_run(
                 cache.backend,

@@ -6,7 +6,7 @@ import pytest
 
 from pytest_crosscache._warnings import shown_not_raised
 from pytest_crosscache._warnings import warn_cache
-from pytest_crosscache.cache import cache_key
+from pytest_crosscache.cache import Cache
 
 #: The session's durations, shared by --sf and --shard (one read of the history).
 _durations_key = pytest.StashKey[dict[str, float]]()
@@ -29,7 +29,7 @@ def recorded_durations(config: pytest.Config) -> dict[str, float]:
 def _read(config: pytest.Config) -> dict[str, float]:
     from pytest_crosscache.history.store import recorded_durations as read
 
-    cache = config.stash[cache_key]
+    cache = Cache.for_config(config)
     with shown_not_raised():
         try:
             return read(cache)

@@ -29,7 +29,6 @@ from pytest_crosscache._warnings import shown_not_raised
 from pytest_crosscache._warnings import warn_cache
 from pytest_crosscache._xdist import is_xdist_worker
 from pytest_crosscache.cache import Cache
-from pytest_crosscache.cache import cache_key
 from pytest_crosscache.scheduling.durations import recorded_durations
 from pytest_crosscache.scheduling.estimate import Estimates
 from pytest_crosscache.scheduling.estimate import estimate
@@ -135,7 +134,7 @@ class ShardSelection:
     ) -> None:
         # trylast: after -k, -m and --deselect, so that all shards plan the
         # same selection.
-        cache = config.stash[cache_key]
+        cache = Cache.for_config(config)
         recorded = recorded_durations(config)
         nodeids = [item.nodeid for item in items]
         estimates = estimate(nodeids, recorded, normalize=without_group)
@@ -207,7 +206,7 @@ class ShardSelection:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.key is not None and not is_xdist_worker(self.config):
             with shown_not_raised():
-                prune_plans(self.config.stash[cache_key], keep=self.key)
+                prune_plans(Cache.for_config(self.config), keep=self.key)
 
 
 def pinning(identity: str | None, key: str | None) -> str:
