@@ -581,8 +581,7 @@ class TestRelocation:
         root = project.pytester.path
         place = root / (".cache-ours-moved" if moved else ".cache-ours")
         histories = {
-            path.parents[3].name
-            for path in root.glob(".*/v/crosscache/history/runs")
+            path.parents[3].name for path in root.glob(".*/v/crosscache/history/runs")
         }
         if conftest is REPLACE_WITH_PYTESTS:
             assert histories == set()
