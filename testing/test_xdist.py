@@ -296,11 +296,20 @@ def test_lastfailed_merges_worker_results_into_the_stored_record(
     }
 
 
+@pytest.mark.parametrize(
+    "load", [(), ("-p", "xdist.plugin")], ids=["entry-point", "p-xdist-plugin"]
+)
 def test_nodeids_learns_every_collected_id_from_the_workers(
-    project: pytest.Pytester,
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, load: tuple[str, ...]
 ) -> None:
-    """Our improvement: the builtin controller never collects, so it stores nothing."""
-    run(project, "-n", "2")
+    """Our improvement: the builtin controller never collects, so it stores nothing.
+
+    Also when xdist is loaded by module name, with plugin autoloading off.
+    """
+    if load:
+        monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+        load = (*load, "-p", "pytest_crosscache.plugin")
+    run(project, *load, "-n", "2")
     assert set(stored(project, "cache/nodeids")) == ALL_IDS
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from pytest_crosscache._warnings import shown_not_raised
+from pytest_crosscache._xdist import has_xdist
 from pytest_crosscache._xdist import is_xdist_worker
 from pytest_crosscache.cache import Cache
 from pytest_crosscache.cache import cache_key
@@ -78,7 +79,7 @@ def pytest_configure(config: pytest.Config) -> None:
     pluginmanager.register(LastFailedPlugin(config), LASTFAILED_PLUGIN)
     newfirst = NewFirstPlugin(config)
     pluginmanager.register(newfirst, NEWFIRST_PLUGIN)
-    if pluginmanager.hasplugin("xdist"):
+    if has_xdist(config):
         from pytest_crosscache.selection.xdist import XdistNodeIds
 
         pluginmanager.register(XdistNodeIds(newfirst), XDIST_PLUGIN)

@@ -12,6 +12,7 @@ import re
 
 import pytest
 
+from pytest_crosscache._xdist import has_xdist
 from pytest_crosscache._xdist import is_xdist_worker
 
 _SHARD = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
@@ -72,9 +73,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # slowest-first wrapper, registered later, runs on their result.
     manager = config.pluginmanager
     worker = is_xdist_worker(config)
-    # By its hooks rather than its name: "-p xdist.plugin" registers it
-    # under another name than the entry point does.
-    with_xdist = hasattr(config.hook, "pytest_xdist_make_scheduler")
+    with_xdist = has_xdist(config)
     shard = config.getoption("shard", None)
     if shard is not None:
         from pytest_crosscache.scheduling import shard as sharding
