@@ -22,14 +22,22 @@ def seed(where: Path | Backend, durations: dict[str, float]) -> None:
     backend = (
         DirectoryBackend(where / ".pytest_cache") if isinstance(where, Path) else where
     )
-    by_key: dict[str, dict[str, dict[str, float]]] = {}
+    by_key: dict[str, dict[str, int]] = {}
     for nodeid, seconds in durations.items():
-        file, _, name = nodeid.partition("::")
+        file = nodeid.partition("::")[0]
         key = durations_key(bucket_of(file))
-        by_key.setdefault(key, {}).setdefault(file, {})[name] = seconds
-    for key, files in by_key.items():
+        by_key.setdefault(key, {})[nodeid] = round(seconds * 1e9)
+    for key, chosen in by_key.items():
         data = backend.read(key)
         stored = json.loads(data) if data is not None else {}
-        for file, tests in files.items():
-            stored.setdefault(file, {}).update(tests)
-        backend.write(key, json.dumps(stored).encode())
+        # The documented layout: version 2, aligned ids and nanoseconds.
+        merged = dict(
+            zip(stored.get("ids", []), stored.get("nanoseconds", []), strict=True)
+        )
+        merged.update(chosen)
+        value = {
+            "version": 2,
+            "ids": list(merged),
+            "nanoseconds": list(merged.values()),
+        }
+        backend.write(key, json.dumps(value).encode())

@@ -220,3 +220,105 @@ def test_stored_values_merge_by_run_id(tmp_path) -> None:
     assert set(history.runs) == {"run0001", "run0002", "run0003"}
     assert set(recorded_durations_from_backend(target)) == {"a.py::x", "a.py::y"}
     assert store.merge_stored(store.RUNS_KEY, None, None) is None
+
+
+def _other_bucket_file(file: str) -> str:
+    return next(
+        f"t{n}.py"
+        for n in range(100)
+        if store.bucket_of(f"t{n}.py") != store.bucket_of(file)
+    )
+
+
+def test_buckets_a_run_did_not_touch_keep_their_exact_bytes(backend) -> None:
+    other = _other_bucket_file("a.py")
+    record_run(backend, make_run(1), {"a.py::x": ("P", 1.0), f"{other}::y": ("F", 2.0)})
+    index = store.bucket_of(other)
+    keys = [store.tests_key(index), store.durations_key(index)]
+    before = [backend.read(key) for key in keys]
+    record_run(backend, make_run(2), {"a.py::x": ("F", 1.5)})
+    record_run(backend, make_run(3), {"a.py::x": ("P", 1.5)}, collected=None)
+    assert [backend.read(key) for key in keys] == before
+    # A whole-suite collection that still holds the test reads the bucket
+    # but has no reason to write it.
+    record_run(
+        backend,
+        make_run(4),
+        {"a.py::x": ("P", 1.5)},
+        collected={"a.py::x", f"{other}::y"},
+    )
+    assert [backend.read(key) for key in keys] == before
+
+
+def test_durations_of_the_earlier_layout_are_read_and_rewritten(backend) -> None:
+    other = _other_bucket_file("a.py")
+    record_run(backend, make_run(1), {"a.py::x": ("P", 1.0)})
+    key = store.durations_key(store.bucket_of("a.py"))
+    old_key = store.durations_key(store.bucket_of(other))
+    # Version 1: {FILE: {NAME: SECONDS}}; imported entries and a file alone.
+    backend.write(
+        key, json.dumps({"a.py": {"x": 1.0, "imported": 2.5, "": 0.125}}).encode()
+    )
+    backend.write(old_key, json.dumps({other: {"z": 7}}).encode())
+    problems: list[str] = []
+    durations = recorded_durations_from_backend(backend, on_damage=problems.append)
+    assert problems == []
+    assert durations == {
+        "a.py::x": 1.0,
+        "a.py::imported": 2.5,
+        "a.py": 0.125,
+        f"{other}::z": 7.0,
+    }
+    record_run(backend, make_run(2), {"a.py::x": ("P", 3.0)})
+    stored = json.loads(backend.read(key))
+    assert stored["version"] == 2
+    assert set(stored["ids"]) == {"a.py::x", "a.py::imported", "a.py"}
+    assert recorded_durations_from_backend(backend)["a.py::imported"] == 2.5
+    assert recorded_durations_from_backend(backend)["a.py"] == 0.125
+
+
+@pytest.mark.parametrize(
+    ("value", "problem", "kept"),
+    [
+        (
+            {"version": 2, "ids": ["a.py::x", 3, "a.py::y"], "nanoseconds": [1, 2, 3]},
+            "left out 1 damaged entries",
+            {"a.py::x": 1e-9, "a.py::y": 3e-9},
+        ),
+        (
+            {"version": 2, "ids": ["a.py::x", "a.py::y"], "nanoseconds": [-1, 2.5]},
+            "left out 2 damaged entries",
+            {},
+        ),
+        (
+            {"version": 2, "ids": ["a.py::x"], "nanoseconds": [True]},
+            "left out 1 damaged entries",
+            {},
+        ),
+        (
+            {"version": 2, "ids": ["a.py::x"], "nanoseconds": []},
+            "is not a durations value",
+            {},
+        ),
+        ({"version": 2, "ids": "a.py::x"}, "is not a durations value", {}),
+        ([1, 2], "is not a mapping of durations", {}),
+    ],
+)
+def test_damaged_durations_are_reported(backend, value, problem, kept) -> None:
+    key = store.durations_key(0)
+    backend.write(key, json.dumps(value).encode())
+    problems: list[str] = []
+    assert recorded_durations_from_backend(backend, on_damage=problems.append) == kept
+    assert problems == [
+        f"{key!r} {problem}" if problem.startswith("is") else f"{key!r}: {problem}"
+    ]
+
+
+def test_stored_medians_read_back_exactly(backend) -> None:
+    # Whole nanoseconds hold the four significant digits exactly.
+    seconds = [1.5e-6, 0.0002013, 0.25, 3.0, 12340.0, 987600.0]
+    store.import_durations(
+        backend, {f"a.py::t{n}": value for n, value in enumerate(seconds)}
+    )
+    durations = recorded_durations_from_backend(backend)
+    assert [durations[f"a.py::t{n}"] for n in range(len(seconds))] == seconds

@@ -10,13 +10,23 @@ from __future__ import annotations
 
 import json
 import math
+import sys
+from array import array
 from collections.abc import Callable
 from collections.abc import Collection
 from collections.abc import Iterable
+from collections.abc import Iterator
 from collections.abc import Mapping
+from collections.abc import Sequence
+from itertools import compress
 from itertools import repeat
 from operator import add
+from operator import and_
+from operator import contains
+from operator import itemgetter
+from operator import not_
 from typing import Any
+from typing import cast
 
 from pytest_crosscache.history.model import TestHistory
 from pytest_crosscache.history.outcomes import OUTCOMES
@@ -76,8 +86,8 @@ def _median_seconds(cells: str) -> float | None:
     codes = list(map(add, cells[1::CELL], cells[2::CELL]))
     if NOT_RUN in cells:
         codes = [code for code in codes if code != _FILLER_CODE]
-        if not codes:
-            return None
+    if not codes:
+        return None
     codes.sort()
     middle = len(codes) // 2
     value = _SECONDS.get(codes[middle], 0.0)
@@ -85,6 +95,154 @@ def _median_seconds(cells: str) -> float | None:
         below = _SECONDS.get(codes[middle - 1], 0.0)
         value = float(f"{(value + below) / 2:.4g}")
     return value
+
+
+# --- many cells at once -----------------------------------------------------
+#
+# Sessions of big suites handle tens of thousands of tests' cells: what
+# follows works on all cells of a file at once, with the loops in C.  A
+# duration code's two ASCII characters make one 16-bit number (first
+# character high), which sorts as the code does.
+
+#: Seconds of each 16-bit code number; 0.0 for what is no code.
+_NUMBER_SECONDS = [0.0] * 65536
+for _text, _seconds in _SECONDS.items():
+    _NUMBER_SECONDS[ord(_text[0]) << 8 | ord(_text[1])] = _seconds
+del _text, _seconds
+
+
+def to_nanoseconds(seconds: float) -> int:
+    """Whole nanoseconds of ``seconds``: what the durations values store.
+
+    Exact for the durations the history gives (four significant digits, a
+    microsecond or more): ``to_nanoseconds(s) / 1e9 == s``.
+    """
+    return round(seconds * 1e9)
+
+
+#: Nanoseconds of each 16-bit code number.
+_NUMBER_NS = list(map(to_nanoseconds, _NUMBER_SECONDS))
+
+
+class _Midpoints(dict[tuple[int, int], int]):
+    """Nanoseconds of the median of two code numbers, as :func:`_median_seconds`."""
+
+    def __missing__(self, pair: tuple[int, int]) -> int:
+        below, value = _NUMBER_SECONDS[pair[0]], _NUMBER_SECONDS[pair[1]]
+        middle = to_nanoseconds(float(f"{(value + below) / 2:.4g}"))
+        if len(self) < 1 << 16:  # bounded: a long session meets few pairs
+            self[pair] = middle
+        return middle
+
+
+_MIDPOINTS = _Midpoints()
+
+
+def _code_numbers(joined: str) -> array[int]:
+    """The duration code numbers of cells joined into one ASCII string."""
+    data = joined.encode("ascii")
+    pairs = bytearray(2 * (len(data) // CELL))
+    # Little-endian 16-bit numbers: the second character is the low byte.
+    pairs[0::2] = data[2::CELL]
+    pairs[1::2] = data[1::CELL]
+    numbers = array("H")
+    numbers.frombytes(pairs)
+    if sys.byteorder == "big":
+        numbers.byteswap()
+    return numbers
+
+
+def _uniform(cells: Sequence[str]) -> tuple[str, int] | None:
+    """``(joined, columns)`` when ``cells`` are ASCII, all of one width, recorded."""
+    width = len(cells[0])
+    joined = "".join(cells)
+    if (
+        width == 0
+        or width % CELL
+        or len(joined) != width * len(cells)
+        or NOT_RUN in joined
+        or not joined.isascii()
+        or set(map(len, cells)) != {width}
+    ):
+        return None
+    return joined, width // CELL
+
+
+#: An array type code of 32-bit numbers.
+_UINT32 = next(code for code in "ILH" if array(code).itemsize == 4)
+#: Tests whose windows one sort handles (their index takes 16 bits).
+_SORTED_AT_ONCE = 1 << 16
+
+
+def medians_of(cells: Sequence[str]) -> list[int | None]:
+    """:func:`_median_seconds` of each of ``cells`` in nanoseconds.
+
+    ``None`` for cells with no recorded run.  Cells of one bucket have one
+    width; those of tests that ran in every column are done together.
+    """
+    if not cells:
+        return []
+    gaps = list(map(contains, cells, repeat(NOT_RUN)))
+    if any(gaps):
+        # Tests that missed runs: those one by one, the others together.
+        full = iter(medians_of(list(compress(cells, map(not_, gaps)))))
+        return [
+            _one_median(one) if gap else next(full)
+            for one, gap in zip(cells, gaps, strict=True)
+        ]
+    uniform = _uniform(cells)
+    if uniform is None:
+        return list(map(_one_median, cells))
+    joined, count = uniform
+    found: list[int | None] = []
+    step = _SORTED_AT_ONCE * count * CELL
+    for start in range(0, len(joined), step):
+        found.extend(_sorted_medians(joined[start : start + step], count))
+    return found
+
+
+def _one_median(cells: str) -> int | None:
+    median = _median_seconds(cells)
+    return None if median is None else to_nanoseconds(median)
+
+
+#: Per number of columns: 256 tests' index bytes (each repeated per column).
+_LOW_INDEX: dict[int, bytes] = {}
+
+
+def _sorted_medians(joined: str, count: int) -> list[int]:
+    """Medians of up to :data:`_SORTED_AT_ONCE` tests, ``count`` runs each, all run.
+
+    One sort of numbers that hold each test's index above its code: every
+    test's codes come out together and in order, and the loops run in C.
+    """
+    total = len(joined) // CELL
+    tests = total // count
+    data = joined.encode("ascii")
+    low = _LOW_INDEX.get(count)
+    if low is None:
+        low = _LOW_INDEX[count] = b"".join(bytes([i]) * count for i in range(256))
+    high = b"".join(bytes([i]) * (256 * count) for i in range(tests // 256 + 1))
+    # Little-endian 32-bit numbers: test index above, code below.
+    packed = bytearray(4 * total)
+    packed[0::4] = data[2::CELL]
+    packed[1::4] = data[1::CELL]
+    packed[2::4] = (low * (tests // 256 + 1))[:total]
+    packed[3::4] = high[:total]
+    numbers = array(_UINT32)
+    numbers.frombytes(packed)
+    if sys.byteorder == "big":
+        numbers.byteswap()
+    ordered = sorted(numbers)
+    middle = count // 2
+    code = repeat(0xFFFF)
+    if count % 2:
+        return list(
+            map(_NUMBER_NS.__getitem__, map(and_, ordered[middle::count], code))
+        )
+    below = map(and_, ordered[middle - 1 :: count], code)
+    above = map(and_, ordered[middle::count], code)
+    return list(map(_MIDPOINTS.__getitem__, zip(below, above, strict=True)))
 
 
 # --- helpers ----------------------------------------------------------------
@@ -206,15 +364,18 @@ class Bucket:
     def add_run(
         self,
         column: Column,
-        results: Mapping[str, Mapping[str, tuple[str, float]]],
+        cells: Mapping[str, Mapping[str, str]],
         window: int,
     ) -> None:
-        """Add one run's outcomes: ``results`` is file -> name -> (letter, seconds)."""
+        """Add one run's outcomes: ``cells`` is file -> name -> its new cell.
+
+        A cell is the outcome letter and :func:`encode_duration` of the seconds.
+        """
         self._all_ids = None
         if any(existing[0] == column[0] for existing in self.columns):
             # The same run recorded twice (it cannot, but a union by run id
             # must not count it twice): merge instead.
-            self.merge(Bucket._of_run(column, results), window)
+            self.merge(Bucket([column], _copied(cells)), window)
             return
         if self.columns and (column[1], column[0]) < (
             self.columns[-1][1],
@@ -222,45 +383,34 @@ class Bucket:
         ):
             # A run that started before the newest column (clocks of
             # different machines): keep columns in time order.
-            self.merge(Bucket._of_run(column, results), window)
+            self.merge(Bucket([column], _copied(cells)), window)
             self._trim(window, cap=True)
             return
-        width = CELL * len(self.columns)
-        for file, tests in self.files.items():
-            ran = results.get(file)
-            if ran is None:
-                for name in tests:
-                    tests[name] += _EMPTY_CELL
-                continue
-            for name in tests:
-                result = ran.get(name)
-                tests[name] += (
-                    _EMPTY_CELL
-                    if result is None
-                    else result[0] + encode_duration(result[1])
+        files = self.files
+        # Whole files at a time, the loops in C: this runs for every test
+        # of the touched buckets at the end of every session.
+        for file, tests in files.items():
+            new = cells.get(file)
+            if new is None:
+                added = map(add, tests.values(), repeat(_EMPTY_CELL))
+            else:
+                added = map(
+                    add, tests.values(), map(new.get, tests, repeat(_EMPTY_CELL))
                 )
-        for file, ran in results.items():
-            tests = self.files.setdefault(file, {})
-            for name, (letter, seconds) in ran.items():
-                if name not in tests:
-                    tests[name] = NOT_RUN * width + letter + encode_duration(seconds)
+            files[file] = dict(zip(tests, added, strict=True))
+        filler = _EMPTY_CELL * len(self.columns)
+        for file, new in cells.items():
+            known = files.get(file)
+            if known is None:
+                files[file] = dict(
+                    zip(new, map(filler.__add__, new.values()), strict=True)
+                )
+            elif not new.keys() <= known.keys():
+                for name, cell in new.items():
+                    if name not in known:
+                        known[name] = filler + cell
         self.columns.append(column)
         self._trim(window, cap=True)
-
-    @classmethod
-    def _of_run(
-        cls, column: Column, results: Mapping[str, Mapping[str, tuple[str, float]]]
-    ) -> Bucket:
-        return cls(
-            [column],
-            {
-                file: {
-                    name: letter + encode_duration(seconds)
-                    for name, (letter, seconds) in ran.items()
-                }
-                for file, ran in results.items()
-            },
-        )
 
     def merge(self, other: Bucket, window: int) -> None:
         """Unite ``other`` into this bucket, by run id; nothing counts twice.
@@ -304,6 +454,10 @@ class Bucket:
         gone: set[tuple[str, str]] = set()
         for file in list(self.files):
             tests = self.files[file]
+            if "" not in tests and all(
+                map(keep.__contains__, map(f"{file}::".__add__, tests))
+            ):
+                continue  # the usual case, checked in C
             for name in list(tests):
                 if join_nodeid(file, name) not in keep:
                     del tests[name]
@@ -315,38 +469,65 @@ class Bucket:
         return gone
 
     def _trim(self, window: int, *, cap: bool) -> None:
+        """Keep each test's newest ``window`` runs; drop the columns left empty.
+
+        Leading columns no test ran in are dropped, then the oldest ones
+        beyond :data:`MAX_COLUMNS_PER_WINDOW` windows when ``cap``; tests
+        that ran in none of the columns left are forgotten.
+        """
+        files = self.files
         count = len(self.columns)
         if count > window:
-            for tests in self.files.values():
-                for name, cells in tests.items():
-                    excess = count - cells.count(NOT_RUN) // CELL - window
-                    if excess == 1 and cells[0] != NOT_RUN:
-                        # The common case: a full window, one run more.
-                        tests[name] = _EMPTY_CELL + cells[CELL:]
-                    elif excess > 0:
-                        tests[name] = _keep_newest(cells, window)
-        # Usually only the oldest columns empty out: look there, not at all.
-        while self.columns and all(
-            cells[0] == NOT_RUN
-            for tests in self.files.values()
-            for cells in tests.values()
+            for file, tests in files.items():
+                if count == window + 1 and NOT_RUN not in "".join(tests.values()):
+                    # The common case: every test of the file ran in every
+                    # run, one run more than the window.
+                    files[file] = dict(
+                        zip(
+                            tests,
+                            map(
+                                _EMPTY_CELL.__add__,
+                                map(itemgetter(slice(CELL, None)), tests.values()),
+                            ),
+                            strict=True,
+                        )
+                    )
+                else:
+                    files[file] = dict(
+                        zip(
+                            tests,
+                            map(_keep_newest, tests.values(), repeat(window)),
+                            strict=True,
+                        )
+                    )
+        # Each file's cells joined: a step of the cells' width through it
+        # visits one column of every test.
+        width = CELL * count
+        joined = ["".join(tests.values()) for tests in files.values()]
+        drop = 0
+        while drop < count and all(
+            not cells[CELL * drop :: width].strip(NOT_RUN) for cells in joined
         ):
-            self._drop_first()
+            drop += 1
         if cap:
-            while len(self.columns) > MAX_COLUMNS_PER_WINDOW * window:
-                self._drop_first()
+            drop = max(drop, count - MAX_COLUMNS_PER_WINDOW * window)
+        if drop:
+            self._drop_first(drop)
 
-    def _drop_first(self) -> None:
-        del self.columns[0]
+    def _drop_first(self, drop: int) -> None:
+        """Drop the ``drop`` oldest columns, and the tests left with no run."""
+        del self.columns[:drop]
+        cut = itemgetter(slice(CELL * drop, None))
         for file in list(self.files):
             tests = self.files[file]
-            for name in list(tests):
-                cells = tests[name][CELL:]
-                if cells.count(NOT_RUN) == len(cells):
-                    del tests[name]
-                else:
-                    tests[name] = cells
-            if not tests:
+            kept = dict(zip(tests, map(cut, tests.values()), strict=True))
+            if not all(map(str.strip, kept.values(), repeat(NOT_RUN))):
+                kept = {
+                    name: cells for name, cells in kept.items() if cells.strip(NOT_RUN)
+                }
+            if kept:
+                self.files[file] = kept
+            else:
                 del self.files[file]
 
     def _drop_empty_columns(self) -> None:
@@ -373,17 +554,56 @@ class Bucket:
         cells = self.files.get(file, {}).get(name)
         if cells is None:
             return None
+        return next(self.histories(file, {name: cells}))
+
+    def histories(
+        self, file: str, tests: Mapping[str, str] | None = None
+    ) -> Iterator[TestHistory]:
+        """The recorded runs of ``tests`` (name -> cells; all of ``file``'s by default).
+
+        Tests with no recorded run are included, with empty outcomes.
+        """
+        if tests is None:
+            tests = self.files.get(file) or {}
+        if not tests:
+            return
+        names = list(tests)
+        ids = list(map(f"{file}::".__add__, names))
+        if "" in tests:
+            ids[names.index("")] = file
+        cells = list(tests.values())
+        uniform = _uniform(cells)
+        if uniform is not None and OUTCOMES.issuperset(uniform[0][::CELL]):
+            # Ran in every run of the bucket, as after full runs: every
+            # test's durations are slices of one list.
+            joined, count = uniform
+            run_ids = self._run_ids()
+            if len(run_ids) == count:
+                outcomes = joined[::CELL]
+                seconds = list(map(_NUMBER_SECONDS.__getitem__, _code_numbers(joined)))
+                for i, nodeid in enumerate(ids):
+                    start = i * count
+                    yield TestHistory(
+                        nodeid=nodeid,
+                        outcomes=outcomes[start : start + count],
+                        durations=tuple(seconds[start : start + count]),
+                        run_ids=run_ids,
+                    )
+                return
+        for nodeid, one in zip(ids, cells, strict=True):
+            yield self._one_history(nodeid, one)
+
+    def _one_history(self, nodeid: str, cells: str) -> TestHistory:
         outcomes = cells[::CELL]
         codes = map(add, cells[1::CELL], cells[2::CELL])
-        if OUTCOMES.issuperset(outcomes):
-            # Ran in every run of the bucket, as after full runs: all in C.
+        if OUTCOMES.issuperset(outcomes) and len(outcomes) == len(self.columns):
             run_ids = self._run_ids()
             durations = tuple(map(_SECONDS.get, codes, repeat(0.0)))
         else:
             kept = [
                 (letter, code, column[0])
                 for letter, code, column in zip(
-                    outcomes, codes, self.columns, strict=True
+                    outcomes, codes, self.columns, strict=False
                 )
                 if letter in OUTCOMES
             ]
@@ -391,7 +611,7 @@ class Bucket:
             run_ids = tuple(run_id for _, _, run_id in kept)
             durations = tuple(_SECONDS.get(code, 0.0) for _, code, _ in kept)
         return TestHistory(
-            nodeid=join_nodeid(file, name),
+            nodeid=nodeid,
             outcomes=outcomes,
             durations=durations,
             run_ids=run_ids,
@@ -404,26 +624,36 @@ class Bucket:
         return self._all_ids
 
     def medians(
-        self, only: Iterable[tuple[str, str]] | None = None
-    ) -> dict[str, dict[str, float]]:
-        """Median seconds of the tests ``only`` names (all by default), by file."""
-        result: dict[str, dict[str, float]] = {}
-        if only is None:
-            for file, tests in self.files.items():
-                found = result[file] = {}
-                for name, cells in tests.items():
-                    median = _median_seconds(cells)
-                    if median is not None:
-                        found[name] = median
-            return result
-        for file, name in only:
-            stored = self.files.get(file, {}).get(name)
-            if stored is None:
+        self, names: Mapping[str, Iterable[str]] | None = None
+    ) -> dict[str, int]:
+        """Median nanoseconds of the tests ``names`` gives by file (all by default).
+
+        By node id; tests with no recorded run are left out.
+        """
+        ids: list[str] = []
+        cells: list[str] = []
+        for file, chosen in (names if names is not None else self.files).items():
+            tests = self.files.get(file)
+            if not tests:
                 continue
-            median = _median_seconds(stored)
-            if median is not None:
-                result.setdefault(file, {})[name] = median
-        return result
+            if names is None or chosen is tests:
+                picked = list(tests)
+                cells.extend(tests.values())
+            else:
+                picked = [name for name in chosen if name in tests]
+                cells.extend(map(tests.__getitem__, picked))
+            start = len(ids)
+            ids.extend(map(f"{file}::".__add__, picked))
+            if "" in tests and "" in picked:
+                ids[start + picked.index("")] = file
+        found = dict(zip(ids, medians_of(cells), strict=True))
+        if None in found.values():
+            return {nodeid: m for nodeid, m in found.items() if m is not None}
+        return cast("dict[str, int]", found)
+
+
+def _copied(cells: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, str]]:
+    return {file: dict(tests) for file, tests in cells.items()}
 
 
 def _all_cells(tests: dict[str, Any], width: int) -> bool:

@@ -16,11 +16,16 @@ backend and pytest's builtin provider handle it like any other value):
     to 11 days in 4096 steps, 0.35% apart; see ``history/_bucket.py``).
     A node id is ``FILE::NAME`` (just ``FILE`` when ``NAME`` is empty).
 ``crosscache/history/durations/NN``
-    ``{FILE: {NAME: SECONDS}}``: each test's median duration over its
-    window, rewritten with its bucket, so that :func:`recorded_durations`
-    reads small values and computes nothing.  Durations imported with
+    ``{"version": 2, "ids": [NODEID, ...], "nanoseconds": [NS, ...]}``
+    (two aligned lists; whole nanoseconds, which a reader's JSON parser
+    turns into numbers faster than decimals, and which hold the four
+    significant digits of the history exactly): each test's median
+    duration over its window,
+    rewritten with its bucket, so that :func:`recorded_durations` reads
+    small values and computes nothing.  Durations imported with
     ``crosscache durations --import`` live here too, until measured ones
-    replace them.
+    replace them.  The layout of version 1, ``{FILE: {NAME: SECONDS}}``,
+    is still read (and written as version 2 the next time).
 
 A session touches only the buckets of the files whose tests ran, so a small
 run (``--lf``) reads and writes a small part of a big suite's history.  Every
@@ -36,6 +41,8 @@ import zlib
 from collections.abc import Collection
 from collections.abc import Iterable
 from collections.abc import Mapping
+from itertools import repeat
+from operator import truediv
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -47,10 +54,13 @@ from pytest_crosscache.history._bucket import Bucket
 from pytest_crosscache.history._bucket import Column
 from pytest_crosscache.history._bucket import OnDamage
 from pytest_crosscache.history._bucket import decode_json
+from pytest_crosscache.history._bucket import encode_duration
 from pytest_crosscache.history._bucket import encode_json
 from pytest_crosscache.history._bucket import is_number
+from pytest_crosscache.history._bucket import join_nodeid
 from pytest_crosscache.history._bucket import report_damage
 from pytest_crosscache.history._bucket import split_nodeid
+from pytest_crosscache.history._bucket import to_nanoseconds
 from pytest_crosscache.history.model import History
 from pytest_crosscache.history.model import Run
 from pytest_crosscache.history.model import TestHistory
@@ -175,35 +185,91 @@ def _runs_bytes(runs: Mapping[str, Run]) -> bytes:
 
 # --- durations keys ---------------------------------------------------------
 
+#: Version of the durations values' layout (the buckets' is FORMAT_VERSION).
+DURATIONS_VERSION = 2
+
 
 def _parse_durations(
     data: bytes | None, key: str, on_damage: OnDamage | None
-) -> dict[str, dict[str, float]]:
+) -> dict[str, int]:
+    """A durations value as node id -> nanoseconds; damaged entries are left out."""
+    ids, nanoseconds = _durations_lists(data, key, on_damage)
+    return dict(zip(ids, nanoseconds, strict=True))
+
+
+def _durations_lists(
+    data: bytes | None, key: str, on_damage: OnDamage | None
+) -> tuple[list[str], list[int]]:
+    """A durations value as aligned lists of node ids and nanoseconds."""
     stored = decode_json(data, key, on_damage)
     if stored is None:
-        return {}
+        return [], []
     if not isinstance(stored, dict):
         report_damage(on_damage, f"{key!r} is not a mapping of durations")
-        return {}
-    if _all_durations(stored):
-        return stored
-    result: dict[str, dict[str, float]] = {}
+        return [], []
+    if stored.get("version") == DURATIONS_VERSION:
+        ids = stored.get("ids")
+        nanoseconds = stored.get("nanoseconds")
+        if (
+            not isinstance(ids, list)
+            or not isinstance(nanoseconds, list)
+            or len(ids) != len(nanoseconds)
+        ):
+            report_damage(on_damage, f"{key!r} is not a durations value")
+            return [], []
+        if _all_durations(ids, nanoseconds):
+            return ids, nanoseconds
+        kept = [
+            (nodeid, value)
+            for nodeid, value in zip(ids, nanoseconds, strict=True)
+            if isinstance(nodeid, str)
+            and isinstance(value, int)
+            and not isinstance(value, bool)
+            and value >= 0
+        ]
+        report_damage(
+            on_damage, f"{key!r}: left out {len(ids) - len(kept)} damaged entries"
+        )
+        return [nodeid for nodeid, _ in kept], [value for _, value in kept]
+    # Version 1, {FILE: {NAME: SECONDS}}, as stored before.
+    result: dict[str, int] = {}
     bad = 0
     for file, tests in stored.items():
         if not isinstance(tests, dict):
             bad += 1
             continue
-        kept = {
-            name: float(seconds)
-            for name, seconds in tests.items()
-            if is_number(seconds) and seconds >= 0
-        }
-        bad += len(tests) - len(kept)
-        if kept:
-            result[file] = kept
+        for name, seconds in tests.items():
+            if is_number(seconds) and seconds >= 0:
+                result[join_nodeid(file, name)] = to_nanoseconds(seconds)
+            else:
+                bad += 1
     if bad:
         report_damage(on_damage, f"{key!r}: left out {bad} damaged entries")
-    return result
+    return list(result), list(result.values())
+
+
+def _all_durations(ids: list[Any], nanoseconds: list[Any]) -> bool:
+    """Whether ``ids`` are strings and ``nanoseconds`` whole numbers >= 0, in C."""
+    try:
+        "".join(ids)
+        # Sums of ints are ints; a float or a bool anywhere is damage.
+        return not nanoseconds or (
+            min(nanoseconds) >= 0
+            and type(sum(nanoseconds)) is int
+            and not any(map(bool.__instancecheck__, nanoseconds))
+        )
+    except TypeError:
+        return False
+
+
+def _durations_bytes(durations: Mapping[str, int]) -> bytes:
+    return encode_json(
+        {
+            "version": DURATIONS_VERSION,
+            "ids": list(durations),
+            "nanoseconds": list(durations.values()),
+        }
+    )
 
 
 def recorded_durations_from_backend(
@@ -218,25 +284,12 @@ def recorded_durations_from_backend(
     for index in range(BUCKETS):
         key = durations_key(index)
         data = backend.read(key)
-        if data is None:
-            continue
-        for file, tests in _parse_durations(data, key, on_damage).items():
-            # Node ids joined in C: this is the bulk of the work.
-            durations.update(
-                zip(map(f"{file}::".__add__, tests), tests.values(), strict=False)
-            )
-            if "" in tests:
-                durations[file] = durations.pop(f"{file}::")
+        if data is not None:
+            ids, nanoseconds = _durations_lists(data, key, on_damage)
+            # Division is exact to the stored digits: s == round(s * 1e9) / 1e9.
+            seconds = map(truediv, nanoseconds, repeat(1e9))
+            durations.update(zip(ids, seconds, strict=True))
     return durations
-
-
-def _all_durations(stored: dict[str, Any]) -> bool:
-    """Whether ``stored`` is ``{file: {name: seconds >= 0}}``, checked in C."""
-    try:
-        return all(not tests or min(tests.values()) >= 0 for tests in stored.values())
-    except (TypeError, AttributeError):
-        # A value that is no mapping, or a duration that is no number.
-        return False
 
 
 def recorded_durations(cache: Cache) -> dict[str, float]:
@@ -275,17 +328,27 @@ def load_history_from_backend(
         if data is None:
             continue
         bucket = Bucket.parse(data, key, on_damage)
-        pairs: Iterable[tuple[str, str]] = (
-            ((file, name) for file, names in bucket.files.items() for name in names)
-            if wanted is None
-            else wanted[index]
-        )
+        if wanted is None:
+            chosen: Iterable[tuple[str, Mapping[str, str] | None]] = (
+                (file, None) for file in bucket.files
+            )
+        else:
+            by_file: dict[str, dict[str, str]] = {}
+            for file, name in wanted[index]:
+                cells = bucket.files.get(file, {}).get(name)
+                if cells is not None:
+                    by_file.setdefault(file, {})[name] = cells
+            chosen = by_file.items()
         referenced: set[str] = set()
-        for file, name in pairs:
-            history = bucket.test_history(file, name)
-            if history is not None and history.outcomes:
-                tests[history.nodeid] = history
-                referenced.update(history.run_ids)
+        for file, some in chosen:
+            run_ids: tuple[str, ...] | None = None
+            for history in bucket.histories(file, some):
+                if history.outcomes:
+                    tests[history.nodeid] = history
+                    # Most tests share one tuple of all the bucket's runs.
+                    if history.run_ids is not run_ids:
+                        run_ids = history.run_ids
+                        referenced.update(run_ids)
         _add_missing_runs(runs, bucket.columns, referenced)
     return History(runs=runs, tests=tests)
 
@@ -383,14 +446,17 @@ def _add_run(
     on_damage: OnDamage | None,
 ) -> tuple[dict[str, TestHistory], list[Column]]:
     """Write one run into its buckets (the lock held); return the ``wanted`` tests."""
-    grouped: dict[int, dict[str, dict[str, tuple[str, float]]]] = {}
-    files: dict[str, int] = {}
-    for nodeid, result in results.items():
+    # Each test's new cell, by file: one pass over the results.
+    by_file: dict[str, dict[str, str]] = {}
+    for nodeid, (letter, seconds) in results.items():
         file, _, name = nodeid.partition("::")
-        index = files.get(file)
-        if index is None:
-            index = files[file] = bucket_of(file)
-        grouped.setdefault(index, {}).setdefault(file, {})[name] = result
+        tests = by_file.get(file)
+        if tests is None:
+            tests = by_file[file] = {}
+        tests[name] = letter + encode_duration(seconds)
+    grouped: dict[int, dict[str, dict[str, str]]] = {}
+    for file, tests in by_file.items():
+        grouped.setdefault(bucket_of(file), {})[file] = tests
     indices = set(grouped) if collected is None else set(range(BUCKETS))
     column: Column = (run.id, run.started, run.revision, run.ci)
     found: dict[str, TestHistory] = {}
@@ -411,10 +477,8 @@ def _add_run(
         _update_durations(
             backend,
             index,
-            bucket.medians(
-                (file, name) for file, tests in (ran or {}).items() for name in tests
-            ),
-            gone,
+            bucket.medians(ran or {}),
+            [join_nodeid(file, name) for file, name in gone],
             on_damage,
         )
         for file, name in wanted.get(index, ()):
@@ -438,23 +502,18 @@ def _write_bucket(
 def _update_durations(
     backend: Backend,
     index: int,
-    medians: Mapping[str, Mapping[str, float]],
-    gone: Collection[tuple[str, str]],
+    medians: Mapping[str, int],
+    gone: Collection[str],
     on_damage: OnDamage | None,
 ) -> None:
     key = durations_key(index)
     before = backend.read(key)
     durations = _parse_durations(before, key, on_damage)
-    for file, measured in medians.items():
-        durations.setdefault(file, {}).update(measured)
-    for file, name in gone:
-        tests = durations.get(file)
-        if tests is not None:
-            tests.pop(name, None)
-            if not tests:
-                del durations[file]
+    durations.update(medians)
+    for nodeid in gone:
+        durations.pop(nodeid, None)
     if durations:
-        backend.write(key, encode_json(durations))
+        backend.write(key, _durations_bytes(durations))
     elif before is not None:
         backend.delete(key)
 
@@ -477,9 +536,8 @@ def merge_stored(key: str, ours: bytes | None, theirs: bytes | None) -> bytes | 
         return _runs_bytes(runs)
     if key.startswith(f"{DURATIONS_PREFIX}/"):
         durations = _parse_durations(theirs, key, None)
-        for file, tests in _parse_durations(ours, key, None).items():
-            durations.setdefault(file, {}).update(tests)
-        return encode_json(durations)
+        durations.update(_parse_durations(ours, key, None))
+        return _durations_bytes(durations)
     if key.startswith(f"{TESTS_PREFIX}/"):
         bucket = Bucket.parse(theirs, key)
         other = Bucket.parse(ours, key)
@@ -524,9 +582,11 @@ def import_durations(
                 measured = bucket.files.get(file, {})
                 for name, seconds in tests.items():
                     if name not in measured:
-                        stored.setdefault(file, {})[name] = float(f"{seconds:.4g}")
+                        stored[join_nodeid(file, name)] = to_nanoseconds(
+                            float(f"{seconds:.4g}")
+                        )
                         imported += 1
-            backend.write(key, encode_json(stored))
+            backend.write(key, _durations_bytes(stored))
     return imported
 
 
@@ -562,21 +622,18 @@ def merge_history(
                     changed = True
                 ddata = source.read(dkey)
                 if ddata is not None:
-                    for file, tests in _parse_durations(
+                    for nodeid, nanoseconds in _parse_durations(
                         ddata, source.location(dkey), on_damage
                     ).items():
-                        mine = durations.setdefault(file, {})
-                        for name, seconds in tests.items():
-                            mine.setdefault(name, seconds)
+                        durations.setdefault(nodeid, nanoseconds)
                     changed = True
             if not changed:
                 continue
             # Measured medians over the united windows replace both sides'.
-            for file, tests in bucket.medians().items():
-                durations.setdefault(file, {}).update(tests)
+            durations.update(bucket.medians())
             _write_bucket(target, index, bucket, before)
             if durations:
-                target.write(dkey, encode_json(durations))
+                target.write(dkey, _durations_bytes(durations))
         runs = read_runs(target, on_damage)
         for source in sources:
             for run_id, run in read_runs(source, on_damage).items():
