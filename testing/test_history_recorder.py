@@ -319,3 +319,29 @@ def test_cache_show_lists_the_history_only_when_asked(
             "crosscache/history/tests/* contains:",
         ]
     )
+
+
+LOADED_AT_COLLECTION = """
+import sys
+
+def pytest_collection_finish(session):
+    loaded = sorted(
+        name for name in sys.modules if name.startswith("pytest_crosscache.history")
+    )
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    reporter.write_line("LOADED " + repr(loaded))
+"""
+
+
+def test_start_up_imports_neither_the_store_nor_attrs_records(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeconftest(LOADED_AT_COLLECTION)
+    pytester.makepyfile(test_a="def test_one(): pass\n")
+    result = pytester.runpytest_subprocess()
+    result.stdout.fnmatch_lines(
+        [
+            "LOADED ['pytest_crosscache.history', 'pytest_crosscache.history.outcomes',"
+            " 'pytest_crosscache.history.recorder', 'pytest_crosscache.history.settings']"
+        ]
+    )
