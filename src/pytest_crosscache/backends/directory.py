@@ -43,6 +43,12 @@ TIDY_MARKER = "tidied"
 #: Suffix of a values tree moved aside by ``clear`` before deletion.
 TRASH_SUFFIX = ".crosscache-trash"
 
+#: How values are opened: never waiting on a FIFO planted as a value.
+_READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+#: What ``open`` with ``O_NOFOLLOW`` answers for a link (ELOOP; EMLINK on
+#: the BSDs).
+_IS_A_LINK = (errno.ELOOP, errno.EMLINK)
+
 #: Lock files are named after their key's digest, with this suffix.
 LOCK_SUFFIX = ".lock"
 
@@ -118,40 +124,55 @@ class DirectoryBackend:
             return None
 
     def read(self, key: str) -> bytes | None:
-        path = self._checked(key)
+        # The directories on the way are checked here; the value's own name
+        # is opened without following it, and only a link (rare) pays for
+        # resolving it.
+        path = self._checked(key, follow=False)
         if path is None:
             return None
         try:
-            # Non-blocking: a FIFO planted as a value must not hang the
-            # session that opens it; only regular files are read.
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        except (OSError, ValueError):
-            # Missing, unreadable, a name no file can have: all mean "no
-            # usable value".
-            return None
+            fd = os.open(path, _READ_FLAGS | os.O_NOFOLLOW)
+        except OSError as exc:
+            if exc.errno not in _IS_A_LINK:
+                # Missing, unreadable, a name too long: no usable value.
+                return None
+            path = self._checked(key)
+            if path is None:
+                return None
+            try:
+                fd = os.open(path, _READ_FLAGS)
+            except OSError:
+                return None
+        except ValueError:
+            return None  # a name no file can have
         try:
-            mode = os.fstat(fd).st_mode
-            if not stat.S_ISREG(mode):
-                if not stat.S_ISDIR(mode):
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                if not stat.S_ISDIR(info.st_mode):
                     warn_cache(
                         f"skipping cache key {key!r}: {path} is not a regular file"
                     )
                 return None
-            with open(fd, "rb", closefd=False) as file:
-                return file.read()
+            return _read_all(fd, info.st_size)
         except OSError:
             return None
         finally:
             os.close(fd)
 
     def modified(self, key: str) -> float | None:
-        path = self._checked(key)
+        path = self._checked(key, follow=False)
         if path is None:
             return None
         try:
-            return path.stat().st_mtime
-        except OSError:
+            info = os.lstat(path)
+            if stat.S_ISLNK(info.st_mode):
+                path = self._checked(key)
+                if path is None:
+                    return None
+                info = os.stat(path)
+        except (OSError, ValueError):
             return None
+        return info.st_mtime
 
     def write(self, key: str, data: bytes) -> None:
         try:
@@ -349,6 +370,24 @@ class DirectoryBackend:
                     remove_tree(trash)
         # Lock files of values that are gone: those nobody holds go too.
         self.remove_idle_locks(older_than=0)
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    """Everything the regular file ``fd`` holds: one ``read`` of the size
+    ``fstat`` gave, usually."""
+    # One byte more than expected tells a file that grew meanwhile; a short
+    # read of a regular file is its end (Linux caps one read near 2 GiB).
+    first = os.read(fd, size + 1)
+    if len(first) <= size and len(first) < _LARGEST_READ:
+        return first
+    chunks = [first]
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+#: The most bytes one ``read`` returns on Linux.
+_LARGEST_READ = 0x7FFFF000
 
 
 def remove_tree(path: Path) -> None:

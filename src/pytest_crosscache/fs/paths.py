@@ -80,12 +80,13 @@ def confined(root: Path, name: str, *, under: str = "", follow: bool = True) -> 
     :raises UnsafePathError: naming ``name`` and the link that leads out.
     """
     parts = [*(under.split("/") if under else ()), *relative_parts(name)]
-    full = root.joinpath(*parts)
-    path = root
+    # Strings, not Path objects, while walking: this runs for every value
+    # read or written, and joining Paths costs more than the lstat calls.
+    path = os.fspath(root)
     real_root: str | None = None
     checked = parts if follow else parts[:-1]
     for part in checked:
-        path = path / part
+        path = f"{path}/{part}"
         try:
             mode = os.lstat(path).st_mode
         except OSError:
@@ -103,7 +104,7 @@ def confined(root: Path, name: str, *, under: str = "", follow: bool = True) -> 
                 )
         elif not stat.S_ISDIR(mode):
             break
-    return full
+    return root.joinpath(*parts)
 
 
 def check_glob(glob: str) -> str:
