@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pytest_crosscache.history.flaky import classify
 from pytest_crosscache.history.flaky import short_revision
+from pytest_crosscache.history.flaky import verdict
 from pytest_crosscache.history.model import History
 from pytest_crosscache.history.model import Run
 from pytest_crosscache.history.model import TestHistory
@@ -88,3 +91,42 @@ def test_statuses(outcomes: str, expected: str) -> None:
 def test_short_revisions() -> None:
     assert short_revision(A) == "aaaaaaa"
     assert short_revision("v1.2-release") == "v1.2-release"
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from("PFESxXR"),
+            st.sampled_from([A, B, None]),
+            st.booleans(),
+        ),
+        max_size=8,
+    )
+)
+def test_classify_gives_each_test_its_verdict(runs) -> None:
+    # classify takes a short cut for tests that never failed: same verdicts.
+    history = history_of(*runs)
+    test = history.tests["t.py::x"]
+    assert classify(history) == {"t.py::x": verdict(test, history.runs)}
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "status", "evidence"),
+    [
+        ("", "new", "no runs recorded"),
+        ("P", "new", "one run recorded"),
+        ("SS", "skipped", "skipped in the last 2 runs"),
+        ("S", "skipped", "skipped in the last run"),
+        ("PSx", "passing", "passed the last 3 runs"),
+        ("XX", "passing", "passed the last 2 runs"),
+    ],
+)
+def test_tests_that_never_failed(outcomes, status, evidence) -> None:
+    found = classify(history_of(*((o, A, True) for o in outcomes)))["t.py::x"]
+    assert (found.status, found.evidence, found.flips, found.failures) == (
+        status,
+        evidence,
+        0,
+        0,
+    )
+    assert found.runs == len(outcomes)

@@ -62,9 +62,33 @@ class FlakyVerdict:
 
 def classify(history: History) -> dict[str, FlakyVerdict]:
     """A verdict for every test of ``history``, by node id."""
-    return {
-        nodeid: verdict(test, history.runs) for nodeid, test in history.tests.items()
-    }
+    runs = history.runs
+    verdicts: dict[str, FlakyVerdict] = {}
+    untroubled = _untroubled
+    for nodeid, test in history.tests.items():
+        outcomes = test.outcomes
+        if FAILING.isdisjoint(outcomes) and RERUN_PASSED not in outcomes:
+            # Most tests never failed in their window: nothing to weigh.
+            verdicts[nodeid] = untroubled(nodeid, outcomes)
+        else:
+            verdicts[nodeid] = verdict(test, runs)
+    return verdicts
+
+
+def _untroubled(nodeid: str, outcomes: str) -> FlakyVerdict:
+    """:func:`verdict` on a test with no failure, error or rerun in its window."""
+    total = len(outcomes)
+    if not outcomes:
+        status, evidence = NEW, "no runs recorded"
+    elif outcomes.count(SKIPPED) == total:
+        status, evidence = SKIPPED_STATUS, f"skipped in the last {_runs(total)}"
+    elif total == 1:
+        status, evidence = NEW, "one run recorded"
+    else:
+        status, evidence = PASSING_STATUS, f"passed the last {_runs(total)}"
+    return FlakyVerdict(
+        nodeid=nodeid, status=status, evidence=evidence, flips=0, failures=0, runs=total
+    )
 
 
 def verdict(test: TestHistory, runs: Mapping[str, Run]) -> FlakyVerdict:
