@@ -322,3 +322,41 @@ def test_stored_medians_read_back_exactly(backend) -> None:
     )
     durations = recorded_durations_from_backend(backend)
     assert [durations[f"a.py::t{n}"] for n in range(len(seconds))] == seconds
+
+
+def test_durations_of_the_same_tests_are_rewritten_in_place(backend) -> None:
+    tests = {"a.py::x": ("P", 1.0), "a.py::y": ("P", 2.0)}
+    record_run(backend, make_run(1), tests)
+    key = store.durations_key(store.bucket_of("a.py"))
+    first = json.loads(backend.read(key))
+    record_run(backend, make_run(2), {"a.py::x": ("P", 3.0), "a.py::y": ("P", 2.0)})
+    second = json.loads(backend.read(key))
+    assert second["ids"] == first["ids"] == ["a.py::x", "a.py::y"]
+    assert second["nanoseconds"] == pytest.approx([2e9, 2e9], rel=0.004)
+    # A test added, one not run: ids of the run first, the others kept.
+    record_run(backend, make_run(3), {"a.py::new": ("P", 0.5), "a.py::y": ("P", 2.0)})
+    third = json.loads(backend.read(key))
+    assert third["ids"] == ["a.py::new", "a.py::y", "a.py::x"]
+    assert recorded_durations_from_backend(backend) == pytest.approx(
+        {"a.py::new": 0.5, "a.py::y": 2.0, "a.py::x": 2.0}, rel=0.004
+    )
+
+
+@pytest.mark.parametrize(
+    "nanoseconds",
+    [[1, "2"], [1], [1, 2, 3], [1, -2], [1.5, 2], []],
+    ids=["string", "short", "long", "negative", "decimal", "empty"],
+)
+def test_damaged_durations_of_the_same_tests_are_reported(backend, nanoseconds) -> None:
+    tests = {"a.py::x": ("P", 1.0), "a.py::y": ("P", 2.0)}
+    record_run(backend, make_run(1), tests)
+    key = store.durations_key(store.bucket_of("a.py"))
+    value = {"version": 2, "ids": ["a.py::x", "a.py::y"], "nanoseconds": nanoseconds}
+    backend.write(key, json.dumps(value, separators=(",", ":")).encode())
+    problems: list[str] = []
+    record_run(backend, make_run(2), tests, on_damage=problems.append)
+    assert len(problems) == 1
+    assert problems[0].startswith(repr(key))
+    assert recorded_durations_from_backend(backend) == pytest.approx(
+        {"a.py::x": 1.0, "a.py::y": 2.0}, rel=0.004
+    )

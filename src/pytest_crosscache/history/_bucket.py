@@ -387,18 +387,23 @@ class Bucket:
             self._trim(window, cap=True)
             return
         files = self.files
+        count = len(self.columns)
+        # The steady state of a suite run in full: every file's window is
+        # full, so the new column pushes the oldest out.  Then each test's
+        # cells lose their oldest cell as they gain the new one, in one pass.
+        shift = count == window and self._oldest_goes(cells)
+        kept = itemgetter(slice(CELL if shift else 0, None))
         # Whole files at a time, the loops in C: this runs for every test
         # of the touched buckets at the end of every session.
         for file, tests in files.items():
+            before = map(kept, tests.values()) if shift else tests.values()
             new = cells.get(file)
             if new is None:
-                added = map(add, tests.values(), repeat(_EMPTY_CELL))
+                added = map(add, before, repeat(_EMPTY_CELL))
             else:
-                added = map(
-                    add, tests.values(), map(new.get, tests, repeat(_EMPTY_CELL))
-                )
+                added = map(add, before, map(new.get, tests, repeat(_EMPTY_CELL)))
             files[file] = dict(zip(tests, added, strict=True))
-        filler = _EMPTY_CELL * len(self.columns)
+        filler = _EMPTY_CELL * (count - 1 if shift else count)
         for file, new in cells.items():
             known = files.get(file)
             if known is None:
@@ -409,8 +414,27 @@ class Bucket:
                 for name, cell in new.items():
                     if name not in known:
                         known[name] = filler + cell
+        if shift:
+            del self.columns[0]
         self.columns.append(column)
         self._trim(window, cap=True)
+
+    def _oldest_goes(self, cells: Mapping[str, Mapping[str, str]]) -> bool:
+        """Whether the run of ``cells`` empties a full window's oldest column.
+
+        True when each file either did not run in that column, or ran in
+        every column and runs again in full (each of its tests then has one
+        run too many and loses its oldest); no test then loses its last run.
+        """
+        if not self.columns:
+            return False
+        width = CELL * len(self.columns)
+        for file, tests in self.files.items():
+            joined = "".join(tests.values())
+            full = NOT_RUN not in joined and cells.get(file, {}).keys() >= tests.keys()
+            if not full and joined[::width].strip(NOT_RUN):
+                return False
+        return True
 
     def merge(self, other: Bucket, window: int) -> None:
         """Unite ``other`` into this bucket, by run id; nothing counts twice.
