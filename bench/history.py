@@ -19,7 +19,14 @@ Sections:
             each);
 ``size``    the history's size in the cache after 30 recorded full runs of
             a ``--size`` suite, and how long ``recorded_durations`` and a
-            full ``load_history`` take on it.
+            full ``load_history`` take on it;
+``cost``    the history's in-process costs side by side on a ``--size``
+            suite whose window is full (``cache_history_runs`` runs
+            recorded): recording one more full run as a session does
+            (whole-suite collection, this run's failures read back),
+            ``recorded_durations``, a full ``load_history`` and
+            ``classify`` of it; ``--cost-repeat`` rounds in alternating
+            order, medians with the spread, wall and CPU time.
 
 Configurations: ``crosscache`` (history on, the default), ``nohistory``
 (this plugin with ``cache_history = false``) and ``builtin`` (pytest's own
@@ -52,7 +59,7 @@ CONFIGS: dict[str, list[str]] = {
     "nohistory": ["-p", "pytest_crosscache.plugin", "-o", "cache_history=false"],
     "builtin": [],
 }
-SECTIONS = ("full", "lf", "memory", "size")
+SECTIONS = ("full", "lf", "memory", "size", "cost")
 WINDOW = 20
 
 
@@ -172,16 +179,117 @@ def bench_size(work: Path, size: int, runs: int) -> dict:
     return result
 
 
+def bench_cost(work: Path, size: int, repeat: int) -> dict:
+    """The in-process costs of the history at ``size`` tests, full window."""
+    from pytest_crosscache.backends.directory import DirectoryBackend
+    from pytest_crosscache.history.flaky import classify
+    from pytest_crosscache.history.model import Run
+    from pytest_crosscache.history.store import load_history_from_backend
+    from pytest_crosscache.history.store import record_run
+    from pytest_crosscache.history.store import recorded_durations_from_backend
+
+    state = work / f"cost-{size}"
+    if not state.exists():
+        record_runs(state, size, WINDOW)
+    ids, failing = suites.suite_ids(size)
+    failed = set(failing)
+    collected = set(ids)
+    rng = random.Random(-size)
+    results = {
+        nodeid: ("F" if nodeid in failed else "P", rng.uniform(1e-4, 3e-4))
+        for nodeid in ids
+    }
+    backend = DirectoryBackend(state)
+    scratch = work / "cost-scratch"
+    history = load_history_from_backend(backend)
+
+    def record() -> object:
+        return record_run(
+            DirectoryBackend(scratch),
+            Run(
+                id=os.urandom(8).hex(),
+                started=time.time(),
+                revision="0" * 40,
+                ci=False,
+                duration=60.0,
+                tests=len(ids),
+                failed=len(failed),
+            ),
+            results,
+            window=WINDOW,
+            collected=collected,
+            want=failing,
+        )
+
+    def fresh_copy() -> None:
+        shutil.rmtree(scratch, ignore_errors=True)
+        shutil.copytree(state, scratch)
+
+    pieces: dict[str, tuple[Callable[[], object], Callable[[], None] | None]] = {
+        "record one full run": (record, fresh_copy),
+        "recorded_durations": (lambda: recorded_durations_from_backend(backend), None),
+        "load_history (all)": (lambda: load_history_from_backend(backend), None),
+        "classify (all)": (lambda: classify(history), None),
+    }
+    wall: dict[str, list[float]] = {name: [] for name in pieces}
+    cpu: dict[str, list[float]] = {name: [] for name in pieces}
+    for round_ in range(repeat):
+        names = list(pieces) if round_ % 2 == 0 else list(reversed(pieces))
+        for name in names:
+            func, prepare = pieces[name]
+            if prepare is not None:
+                prepare()
+            begin, begin_cpu = time.perf_counter(), time.process_time()
+            func()
+            wall[name].append(time.perf_counter() - begin)
+            cpu[name].append(time.process_time() - begin_cpu)
+    shutil.rmtree(scratch, ignore_errors=True)
+    result = {
+        name: {
+            "median": statistics.median(wall[name]),
+            "min": min(wall[name]),
+            "max": max(wall[name]),
+            "cpu_median": statistics.median(cpu[name]),
+            "rounds": repeat,
+        }
+        for name in pieces
+    }
+    result["tests"] = size
+    result["window"] = WINDOW
+    for line in cost_lines(result):
+        print(f"  {line}", flush=True)
+    return result
+
+
+def cost_lines(cost: dict) -> list[str]:
+    lines = [
+        f"in-process costs at {cost['tests']} tests, {cost['window']} runs in the "
+        "window (wall median, min-max, CPU median):"
+    ]
+    for name, timing in cost.items():
+        if not isinstance(timing, dict):
+            continue
+        lines.append(
+            f"  {name:<22} {timing['median'] * 1000:8.1f} ms  "
+            f"({timing['min'] * 1000:.1f}-{timing['max'] * 1000:.1f}, "
+            f"CPU {timing['cpu_median'] * 1000:.1f} ms, {timing['rounds']} rounds)"
+        )
+    return lines
+
+
 def report(results: dict) -> str:
     lines = [
         f"Measured {results['date']} on {results['machine']}, Python "
         f"{results['python']}, pytest {results['pytest']}; load average at start "
         f"{results['load']}.",
         "",
-        f"{'workload':<26} {'rounds':>6} {'crosscache':>11} {'nohistory':>10} "
-        f"{'builtin':>9} {'x nohist':>9} {'x builtin':>10} {'paired nh':>10} "
-        f"{'paired b':>9}",
     ]
+    if results["timings"]:
+        lines.append(
+            f"{'workload':<26} {'rounds':>6} {'crosscache':>11} {'nohistory':>10} "
+            f"{'builtin':>9} {'x nohist':>9} {'x builtin':>10} {'paired nh':>10} "
+            f"{'paired b':>9}"
+        )
     for label, timings in results["timings"].items():
         cells = [f"{timings[c]['median']:.3f}s" for c in CONFIGS]
         lines.append(
@@ -205,7 +313,14 @@ def report(results: dict) -> str:
             f"{size['recorded_durations_seconds'] * 1000:.1f} ms; load_history "
             f"{size['load_history_seconds']:.2f}s"
         )
+    if "cost" in results:
+        lines.extend(cost_lines(results["cost"]))
+    lines.append(f"load average at the end {results.get('load_end', '?')}.")
     return "\n".join(lines)
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -215,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lf-size", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--memory-repeat", type=int, default=1)
+    parser.add_argument("--cost-repeat", type=int, default=7)
     parser.add_argument("--out", type=Path, default=run.HERE / "results")
     ns = parser.parse_args(argv)
     sections = [s for s in ns.sections.split(",") if s]
@@ -228,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
         "python": platform.python_version(),
         "pytest": pytest.__version__,
-        "load": " ".join(f"{x:.1f}" for x in os.getloadavg()),
+        "load": load_average(),
         "timings": {},
     }
 
@@ -239,8 +355,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="crosscache-history-bench-") as tmp:
         work = Path(tmp)
         for section in sections:
+            print(f"{section}: load average {load_average()}", flush=True)
             if section == "size":
                 results["size"] = bench_size(work, ns.size, 30)
+            elif section == "cost":
+                results["cost"] = bench_cost(work, ns.size, ns.cost_repeat)
             else:
                 size = ns.size if section == "full" else ns.lf_size
                 project = work / f"suite-{size}"
@@ -254,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
                 results["timings"][label] = timed(
                     label, project, work, starts, args, repeat
                 )
+            results["load_end"] = load_average()
+            print(f"{section} done: load average {load_average()}", flush=True)
             save()
     text = report(results)
     (ns.out / "history.txt").write_text(text + "\n")
