@@ -69,6 +69,17 @@ def normalize_output(lines: Sequence[str]) -> list[str]:
     return out
 
 
+def header_cachedir(result: pytest.RunResult) -> list[str]:
+    """The ``cachedir:`` lines of the session header (before collection)."""
+    lines = []
+    for line in result.outlines:
+        if line.startswith("collect"):
+            break
+        if line.startswith("cachedir:"):
+            lines.append(line)
+    return lines
+
+
 @attrs.frozen
 class TwinResult:
     """The same command run under pytest-crosscache and under pytest's builtin provider."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import Twin
+from conftest import header_cachedir
 
 LONG = "x" * 300
 
@@ -82,16 +83,6 @@ PROJECT = {
             cache.set("mine/x", 1)
         """,
 }
-
-
-def header_cachedir(result: pytest.RunResult) -> list[str]:
-    lines = []
-    for line in result.outlines:
-        if line.startswith("collect"):
-            break
-        if line.startswith("cachedir:"):
-            lines.append(line.replace(Twin.OURS_DIR, Twin.BUILTIN_DIR))
-    return lines
 
 
 @pytest.fixture
@@ -340,7 +331,11 @@ def run_steps(twin: Twin, steps=STEPS) -> list[list[str]]:
     for step in steps:
         result = twin.run("-rA", *step)
         outputs.append(result.assert_same())
-        assert header_cachedir(result.ours) == header_cachedir(result.builtin)
+        ours = [
+            line.replace(Twin.OURS_DIR, Twin.BUILTIN_DIR)
+            for line in header_cachedir(result.ours)
+        ]
+        assert ours == header_cachedir(result.builtin)
         twin.assert_same_files()
     return outputs
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import header_cachedir
+
 SUPPORTING = {"README.md", ".gitignore", "CACHEDIR.TAG"}
 # Fixed by the Cache Directory Tagging Specification.
 TAG_SIGNATURE = b"Signature: 8a477f597d28d172789f06886806bc55"
@@ -24,17 +26,6 @@ EARLIEST_CONFIGURE = """
     def pytest_report_header(config):
         return "cache type: " + config._cache_type
 """
-
-
-def header_cachedir(result: pytest.RunResult) -> list[str]:
-    """The ``cachedir:`` lines of the session header (before collection)."""
-    lines = []
-    for line in result.outlines:
-        if line.startswith("collect"):
-            break
-        if line.startswith("cachedir:"):
-            lines.append(line)
-    return lines
 
 
 class TestTakeover:
