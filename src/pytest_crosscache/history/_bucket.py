@@ -15,7 +15,6 @@ from array import array
 from collections.abc import Callable
 from collections.abc import Collection
 from collections.abc import Iterable
-from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
 from itertools import compress
@@ -578,11 +577,11 @@ class Bucket:
         cells = self.files.get(file, {}).get(name)
         if cells is None:
             return None
-        return next(self.histories(file, {name: cells}))
+        return self.histories(file, {name: cells})[0]
 
     def histories(
         self, file: str, tests: Mapping[str, str] | None = None
-    ) -> Iterator[TestHistory]:
+    ) -> list[TestHistory]:
         """The recorded runs of ``tests`` (name -> cells; all of ``file``'s by default).
 
         Tests with no recorded run are included, with empty outcomes.
@@ -590,7 +589,7 @@ class Bucket:
         if tests is None:
             tests = self.files.get(file) or {}
         if not tests:
-            return
+            return []
         names = list(tests)
         ids = list(map(f"{file}::".__add__, names))
         if "" in tests:
@@ -598,24 +597,28 @@ class Bucket:
         cells = list(tests.values())
         uniform = _uniform(cells)
         if uniform is not None and OUTCOMES.issuperset(uniform[0][::CELL]):
-            # Ran in every run of the bucket, as after full runs: every
-            # test's durations are slices of one list.
             joined, count = uniform
             run_ids = self._run_ids()
             if len(run_ids) == count:
+                # Ran in every run of the bucket, as after full runs: each
+                # test's outcomes and durations are slices of one string and
+                # one list, cut and made into records in C.
                 outcomes = joined[::CELL]
                 seconds = list(map(_NUMBER_SECONDS.__getitem__, _code_numbers(joined)))
-                for i, nodeid in enumerate(ids):
-                    start = i * count
-                    yield TestHistory(
-                        nodeid=nodeid,
-                        outcomes=outcomes[start : start + count],
-                        durations=tuple(seconds[start : start + count]),
-                        run_ids=run_ids,
+                total = len(outcomes)
+                spans = list(
+                    map(slice, range(0, total, count), range(count, total + 1, count))
+                )
+                return list(
+                    map(
+                        TestHistory,
+                        ids,
+                        map(outcomes.__getitem__, spans),
+                        map(tuple, map(seconds.__getitem__, spans)),
+                        repeat(run_ids),
                     )
-                return
-        for nodeid, one in zip(ids, cells, strict=True):
-            yield self._one_history(nodeid, one)
+                )
+        return list(map(self._one_history, ids, cells))
 
     def _one_history(self, nodeid: str, cells: str) -> TestHistory:
         outcomes = cells[::CELL]

@@ -42,6 +42,7 @@ from collections.abc import Collection
 from collections.abc import Iterable
 from collections.abc import Mapping
 from itertools import repeat
+from operator import attrgetter
 from operator import truediv
 from typing import TYPE_CHECKING
 from typing import Any
@@ -341,16 +342,20 @@ def load_history_from_backend(
             chosen = by_file.items()
         referenced: set[str] = set()
         for file, some in chosen:
-            run_ids: tuple[str, ...] | None = None
-            for history in bucket.histories(file, some):
-                if history.outcomes:
-                    tests[history.nodeid] = history
-                    # Most tests share one tuple of all the bucket's runs.
-                    if history.run_ids is not run_ids:
-                        run_ids = history.run_ids
-                        referenced.update(run_ids)
+            found = list(filter(_OUTCOMES_OF, bucket.histories(file, some)))
+            tests.update(zip(map(_NODEID_OF, found), found, strict=True))
+            # Most tests share one tuple of all the bucket's runs: each
+            # distinct tuple is looked at once.
+            shared = list(map(_RUN_IDS_OF, found))
+            for run_ids in dict(zip(map(id, shared), shared, strict=True)).values():
+                referenced.update(run_ids)
         _add_missing_runs(runs, bucket.columns, referenced)
     return History(runs=runs, tests=tests)
+
+
+_OUTCOMES_OF = attrgetter("outcomes")
+_NODEID_OF = attrgetter("nodeid")
+_RUN_IDS_OF = attrgetter("run_ids")
 
 
 def _add_missing_runs(
