@@ -28,6 +28,24 @@ QUIET_INNER_PLUGINS = (
 )
 
 
+class Cli:
+    """The ``crosscache`` command run in-process: (status, stdout, stderr)."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
+        self.capsys = capsys
+
+    def __call__(self, *args: str) -> tuple[int, str, str]:
+        from pytest_crosscache.cli import main
+
+        self.capsys.readouterr()
+        try:
+            status = main(list(args))
+        except SystemExit as exc:  # argparse's own errors
+            status = int(exc.code or 0)
+        out, err = self.capsys.readouterr()
+        return status, out, err
+
+
 @pytest.fixture(autouse=True)
 def _quiet_inner_runs(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch

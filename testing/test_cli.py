@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import Cli
 from pytest_crosscache import Cache
-from pytest_crosscache.cli import main
 from pytest_crosscache.selection.lastfailed import LASTFAILED_KEY
 from pytest_crosscache.selection.newfirst import NODEIDS_KEY
 
@@ -34,22 +34,6 @@ FAILING_PROJECT = {
         def test_fine(): pass
         """,
 }
-
-
-class Cli:
-    """Runs the command in-process and captures what it printed."""
-
-    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
-        self.capsys = capsys
-
-    def __call__(self, *args: str) -> tuple[int, str, str]:
-        self.capsys.readouterr()
-        try:
-            status = main(list(args))
-        except SystemExit as exc:  # argparse's own errors
-            status = int(exc.code or 0)
-        out, err = self.capsys.readouterr()
-        return status, out, err
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import QUIET_INNER_PLUGINS
-from pytest_crosscache.cli import main
+from conftest import Cli
 from pytest_crosscache.history.revision import CI_VARIABLE
 from pytest_crosscache.history.revision import COMMIT_VARIABLES
 
@@ -108,24 +108,18 @@ def nodeids(entries: object) -> list[str]:
     return [entry["nodeid"] for entry in entries]
 
 
-class Cli:
+class ProjectCli(Cli):
     """The command in-process, in a given directory."""
 
     def __init__(
         self, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        self.capsys = capsys
+        super().__init__(capsys)
         self.monkeypatch = monkeypatch
 
-    def __call__(self, root: Path, *args: str) -> tuple[int, str, str]:
+    def __call__(self, root: Path, *args: str) -> tuple[int, str, str]:  # type: ignore[override]
         self.monkeypatch.chdir(root)
-        self.capsys.readouterr()
-        try:
-            status = main(list(args))
-        except SystemExit as exc:
-            status = int(exc.code or 0)
-        out, err = self.capsys.readouterr()
-        return status, out, err
+        return super().__call__(*args)
 
     def json(self, root: Path, *args: str) -> object:
         status, out, err = self(root, *args, "--json")
@@ -134,11 +128,13 @@ class Cli:
 
 
 @pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Cli:
+def cli(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> ProjectCli:
     for name in (CI_VARIABLE, *(variable for _, variable in COMMIT_VARIABLES)):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("PYTEST_CACHE_BACKEND", raising=False)
-    return Cli(capsys, monkeypatch)
+    return ProjectCli(capsys, monkeypatch)
 
 
 @pytest.fixture
@@ -174,7 +170,7 @@ def git(root: Path, *args: str) -> None:
 
 
 def test_a_local_edit_fail_fix_loop_is_not_flaky(
-    pytester: pytest.Pytester, cli: Cli
+    pytester: pytest.Pytester, cli: ProjectCli
 ) -> None:
     test = pytester.makepyfile(test_edit="def test_edit():\n    assert 1 == 2\n")
     git(pytester.path, "init", "-q")
@@ -194,7 +190,7 @@ def test_a_local_edit_fail_fix_loop_is_not_flaky(
 
 
 def test_broken_on_one_commit_and_fixed_on_the_next_is_not_flaky(
-    project: Path, cli: Cli
+    project: Path, cli: ProjectCli
 ) -> None:
     run(project, CI="true", GITHUB_SHA=SHA_A, MOOD="bad")
     run(project, CI="true", GITHUB_SHA=SHA_A, MOOD="bad")
@@ -205,7 +201,7 @@ def test_broken_on_one_commit_and_fixed_on_the_next_is_not_flaky(
 
 
 def test_a_pass_on_rerun_is_listed_as_flaky(
-    pytester: pytest.Pytester, cli: Cli
+    pytester: pytest.Pytester, cli: ProjectCli
 ) -> None:
     pytester.makepyfile(
         test_once="""
@@ -237,7 +233,7 @@ def test_sleep(seconds):
 """
 
 
-def test_slowest_measures_what_the_tests_took(project: Path, cli: Cli) -> None:
+def test_slowest_measures_what_the_tests_took(project: Path, cli: ProjectCli) -> None:
     (project / "test_sleep.py").write_text(SLEEPY)
     run(project, "test_sleep.py")
     run(project, "test_sleep.py", "-n", "2", "-p", "xdist")
@@ -252,7 +248,7 @@ def test_slowest_measures_what_the_tests_took(project: Path, cli: Cli) -> None:
     assert out.split() == [out.split()[0], "test_sleep.py::test_sleep[0.3]"]
 
 
-def test_nothing_recorded(pytester: pytest.Pytester, cli: Cli) -> None:
+def test_nothing_recorded(pytester: pytest.Pytester, cli: ProjectCli) -> None:
     for command in ("slowest", "flaky"):
         assert cli.json(pytester.path, command) == []
     status, out, _ = cli(pytester.path, "history", "--json", "nothing::*")
@@ -261,7 +257,7 @@ def test_nothing_recorded(pytester: pytest.Pytester, cli: Cli) -> None:
     assert cli(pytester.path, "slowest", "-n", "0")[0] == 2
 
 
-def test_history_table_and_globs(project: Path, cli: Cli) -> None:
+def test_history_table_and_globs(project: Path, cli: ProjectCli) -> None:
     run(project, CI="true", GITHUB_SHA=SHA_A)
     run(project, MOOD="bad")
     status, out, _ = cli(project, "history", "test_moody.py")
@@ -306,7 +302,7 @@ def runs_per_test(entries: object) -> dict[str, list[str]]:
 
 
 def test_sessions_shards_and_merges_count_every_run_once(
-    project: Path, cli: Cli
+    project: Path, cli: ProjectCli
 ) -> None:
     (project / "conftest.py").write_text(BARRIER)
     run_concurrently([project] * 4, project / "barrier", [[]] * 4)
@@ -338,7 +334,7 @@ def test_sessions_shards_and_merges_count_every_run_once(
 
 
 def test_a_redis_fleet_counts_every_run_once(
-    pytester: pytest.Pytester, redis_server, redis_namespace: str, cli: Cli
+    pytester: pytest.Pytester, redis_server, redis_namespace: str, cli: ProjectCli
 ) -> None:
     checkouts = []
     for machine in ("m1", "m2", "m3"):
@@ -364,7 +360,7 @@ def test_a_redis_fleet_counts_every_run_once(
 
 
 def test_export_is_pytest_splits_format_and_imports_back(
-    project: Path, cli: Cli, tmp_path: Path
+    project: Path, cli: ProjectCli, tmp_path: Path
 ) -> None:
     run(project)
     status, out, _ = cli(project, "durations", "--export")
@@ -384,7 +380,9 @@ def test_export_is_pytest_splits_format_and_imports_back(
     assert cli.json(other, "slowest") == cli.json(project, "slowest")
 
 
-def test_import_of_old_pairs_keeps_measured_durations(project: Path, cli: Cli) -> None:
+def test_import_of_old_pairs_keeps_measured_durations(
+    project: Path, cli: ProjectCli
+) -> None:
     run(project)
     measured = {e["nodeid"]: e["duration"] for e in cli.json(project, "slowest")}  # type: ignore[union-attr]
     old = project / ".test_durations"
@@ -401,7 +399,9 @@ def test_import_of_old_pairs_keeps_measured_durations(project: Path, cli: Cli) -
     assert slowest["test_moody.py::test_moody"] == measured["test_moody.py::test_moody"]
 
 
-def test_import_of_a_real_junit_report(pytester: pytest.Pytester, cli: Cli) -> None:
+def test_import_of_a_real_junit_report(
+    pytester: pytest.Pytester, cli: ProjectCli
+) -> None:
     pytester.makepyfile(
         **{
             "tests/test_deep": """
@@ -445,7 +445,7 @@ def test_import_of_a_real_junit_report(pytester: pytest.Pytester, cli: Cli) -> N
     ],
 )
 def test_bad_import_files_exit_2_naming_the_file(
-    pytester: pytest.Pytester, cli: Cli, content: str, message: str
+    pytester: pytest.Pytester, cli: ProjectCli, content: str, message: str
 ) -> None:
     bad = pytester.path / "bad-durations"
     bad.write_text(content)
@@ -457,7 +457,7 @@ def test_bad_import_files_exit_2_naming_the_file(
 
 
 def test_missing_and_oversized_import_files(
-    pytester: pytest.Pytester, cli: Cli, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, cli: ProjectCli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     status, _, err = cli(pytester.path, "durations", "--import", "absent.json")
     assert status == 2
@@ -489,7 +489,7 @@ def test_commands_never_import_pytest(command: str) -> None:
     assert out.strip().splitlines()[-1] == "[]"
 
 
-def test_show_summarises_the_history(project: Path, cli: Cli) -> None:
+def test_show_summarises_the_history(project: Path, cli: ProjectCli) -> None:
     run(project)
     status, out, _ = cli(project, "show")
     assert status == 0
@@ -503,7 +503,7 @@ def test_show_summarises_the_history(project: Path, cli: Cli) -> None:
 
 
 def test_runs_recorded_during_a_redis_outage_are_united_with_the_servers(
-    pytester: pytest.Pytester, own_redis_server, redis_namespace: str, cli: Cli
+    pytester: pytest.Pytester, own_redis_server, redis_namespace: str, cli: ProjectCli
 ) -> None:
     server = own_redis_server
     machines = []

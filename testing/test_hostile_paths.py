@@ -27,9 +27,9 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
+from conftest import Cli
 from pytest_crosscache import Cache
 from pytest_crosscache import DirectoryBackend
-from pytest_crosscache.cli import main
 from pytest_crosscache.fs.paths import UnsafePathError
 from pytest_crosscache.fs.paths import check_glob
 from pytest_crosscache.fs.paths import confined
@@ -49,22 +49,6 @@ HOSTILE_NAMES = [
     "half.crosscache-tmp",
     "",
 ]
-
-
-class Cli:
-    """The command in-process: (status, stdout, stderr)."""
-
-    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
-        self.capsys = capsys
-
-    def __call__(self, *args: str) -> tuple[int, str, str]:
-        self.capsys.readouterr()
-        try:
-            status = main(list(args))
-        except SystemExit as exc:
-            status = int(exc.code or 0)
-        out, err = self.capsys.readouterr()
-        return status, out, err
 
 
 @pytest.fixture
