@@ -9,6 +9,7 @@ never silently left untested there.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -125,6 +126,16 @@ class RedisServer:
         import redis
 
         return redis.Redis.from_url(self.url)
+
+    def stored(self, namespace: str, key: str) -> object:
+        """The JSON value a session stored under ``key`` in ``namespace``, or None."""
+        client = self.client()
+        try:
+            # The namespace is percent-encoded in the key (no '/' or ':').
+            data = client.get(f"crosscache:{{{quote(namespace, safe='')}}}:v:{key}")
+        finally:
+            client.close()
+        return None if data is None else json.loads(data)
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + 15

@@ -66,15 +66,6 @@ def crosscache(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def stored(server: RedisServer, namespace: str, key: str) -> object:
-    client = server.client()
-    try:
-        data = client.get(f"crosscache:{{{namespace}}}:v:{key}")
-    finally:
-        client.close()
-    return None if data is None else json.loads(data)
-
-
 def local_record(root: Path, key: str = "cache/lastfailed") -> object:
     path = root / ".pytest_cache" / "v" / key
     return json.loads(path.read_text()) if path.exists() else None
@@ -298,7 +289,7 @@ def test_set_variable_still_expands(
         f"cache_namespace = {redis_namespace}$CROSSCACHE_TEST_UNSET\n"
     )
     pytester.runpytest().assert_outcomes(passed=1, failed=1)
-    assert stored(redis_server, redis_namespace, "cache/lastfailed") == {
+    assert redis_server.stored(redis_namespace, "cache/lastfailed") == {
         "test_a.py::test_broken": True
     }
 
@@ -323,7 +314,7 @@ def test_hostile_password_connects_and_is_never_shown(
             [f"cache backend: redis://:***@127.0.0.1:{server.port}/0 (namespace *"]
         )
         # It connected with the password: the record is on the server.
-        assert stored(server, redis_namespace, "cache/lastfailed") == {
+        assert server.stored(redis_namespace, "cache/lastfailed") == {
             "test_a.py::test_broken": True
         }
         show = pytester.runpytest(*args, "--cache-show")
@@ -438,7 +429,7 @@ def test_out_of_memory_keeps_reads_and_sends_writes_later(
         result.stdout.fnmatch_lines(["run-last-failure: rerun previous 1 failure"])
         result.assert_outcomes(passed=1, warnings=1)
         assert "is out of memory and refuses writes (OOM" in the_warning(result)
-        assert stored(server, redis_namespace, "cache/lastfailed") == {
+        assert server.stored(redis_namespace, "cache/lastfailed") == {
             "test_a.py::test_broken": True
         }
     finally:
@@ -448,7 +439,7 @@ def test_out_of_memory_keeps_reads_and_sends_writes_later(
     again = session(pytester, server.url, redis_namespace, "--co")
     assert again.ret == pytest.ExitCode.OK
     assert "cache backend Redis at" not in again.stdout.str()
-    assert stored(server, redis_namespace, "cache/lastfailed") == {}
+    assert server.stored(redis_namespace, "cache/lastfailed") == {}
 
 
 def test_acl_read_only_user_reads_and_keeps_writes_local(
@@ -487,7 +478,7 @@ def test_acl_read_only_user_reads_and_keeps_writes_local(
     assert "reads still come from Redis" in warning
     assert_hidden(result.stdout.str(), reader_password)
     # Nothing reached the server; the fork's cache has its own record.
-    assert stored(server, redis_namespace, "cache/lastfailed") == {
+    assert server.stored(redis_namespace, "cache/lastfailed") == {
         "test_a.py::test_broken": True
     }
     assert local_record(fork) == {
@@ -624,7 +615,7 @@ def test_documented_acl_users(
     first = pytester.runpytest(f"--cache-backend={ci}", *args)
     first.assert_outcomes(passed=2, failed=1)
     assert "cache backend Redis at" not in first.stdout.str()
-    assert stored(server, project.replace("/", "%2F"), "computed/value") == 7
+    assert server.stored(project, "computed/value") == 7
     # The fork's user reads the shared record and writes nothing.
     fork = f"redis://app-fork:fork-pass@{server.address}/0"
     monkeypatch.chdir(pytester.mkdir("fork"))
@@ -635,10 +626,10 @@ def test_documented_acl_users(
     forked.stdout.fnmatch_lines(["run-last-failure: rerun previous 1 failure first"])
     forked.assert_outcomes(passed=2, failed=2, warnings=1)
     assert "NOPERM" in the_warning(forked)
-    assert stored(server, project.replace("/", "%2F"), "cache/lastfailed") == {
+    assert server.stored(project, "cache/lastfailed") == {
         "test_a.py::test_broken": True
     }
     # Clearing works for the CI user, within its namespace only.
     pytester.runpytest(f"--cache-backend={ci}", *args, "--cache-clear", "--co")
-    assert stored(server, project.replace("/", "%2F"), "cache/lastfailed") is None
-    assert stored(server, "github.com%2Fo%2Fother", "cache/lastfailed") == {}
+    assert server.stored(project, "cache/lastfailed") is None
+    assert server.stored("github.com/o/other", "cache/lastfailed") == {}

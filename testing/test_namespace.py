@@ -6,13 +6,11 @@ their ``.git/config`` without running it.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 
@@ -213,16 +211,6 @@ def test_damaged_pyproject_falls_back_to_the_rootdir_name(tmp_path: Path) -> Non
 # -- whole sessions and the command on one server ---------------------------
 
 
-def stored(server: RedisServer, namespace: str, key: str) -> object:
-    client = server.client()
-    try:
-        # The namespace is percent-encoded in the key (no '/' or ':').
-        data = client.get(f"crosscache:{{{quote(namespace, safe='')}}}:v:{key}")
-    finally:
-        client.close()
-    return None if data is None else json.loads(data)
-
-
 def test_sessions_share_by_repository_not_by_directory_name(
     pytester: pytest.Pytester,
     monkeypatch: pytest.MonkeyPatch,
@@ -247,7 +235,7 @@ def test_sessions_share_by_repository_not_by_directory_name(
     result = pytester.runpytest(url, "-v")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines([f"cache backend: * (namespace '{repo}')"])
-    assert stored(redis_server, repo, "cache/lastfailed") == {
+    assert redis_server.stored(repo, "cache/lastfailed") == {
         "test_a.py::test_broken": True
     }
     # Another machine, another directory name, the ssh form: shares.
@@ -293,6 +281,6 @@ def test_pinned_namespace_wins(
     pytester.runpytest(f"--cache-backend={redis_server.url}").assert_outcomes(
         passed=1, failed=1
     )
-    assert stored(redis_server, redis_namespace, "cache/lastfailed") == {
+    assert redis_server.stored(redis_namespace, "cache/lastfailed") == {
         "test_a.py::test_broken": True
     }

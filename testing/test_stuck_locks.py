@@ -16,7 +16,6 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 
@@ -212,15 +211,6 @@ def test_foreign_deferred_files_are_skipped(
 # -- Redis -------------------------------------------------------------------
 
 
-def stored(server: RedisServer, namespace: str, key: str) -> object:
-    client = server.client()
-    try:
-        data = client.get(f"crosscache:{{{quote(namespace, safe='')}}}:v:{key}")
-    finally:
-        client.close()
-    return None if data is None else json.loads(data)
-
-
 def test_failures_survive_a_stopped_redis_lock_holder(
     pytester: pytest.Pytester, redis_server: RedisServer, redis_namespace: str
 ) -> None:
@@ -240,7 +230,7 @@ def test_failures_survive_a_stopped_redis_lock_holder(
         first = pytester.runpytest(*args)
         first.assert_outcomes(passed=1, failed=1, warnings=1)
         assert "this session's update is kept in" in first.stdout.str()
-        assert stored(redis_server, redis_namespace, "cache/lastfailed") is None
+        assert redis_server.stored(redis_namespace, "cache/lastfailed") is None
         lf = pytester.runpytest(*args, "--lf")
         lf.stdout.fnmatch_lines(["run-last-failure: rerun previous 1 failure"])
         # The stopped holder cannot renew: its lease would run out; end it now.
@@ -249,7 +239,7 @@ def test_failures_survive_a_stopped_redis_lock_holder(
         client.close()
     pytester.makepyfile(test_b="def test_b():\n    assert 0\n")
     pytester.runpytest(*args, "test_b.py").assert_outcomes(failed=1)
-    assert stored(redis_server, redis_namespace, "cache/lastfailed") == {
+    assert redis_server.stored(redis_namespace, "cache/lastfailed") == {
         "test_a.py::test_broken": True,
         "test_b.py::test_b": True,
     }
