@@ -360,3 +360,21 @@ def test_damaged_durations_of_the_same_tests_are_reported(backend, nanoseconds) 
     assert recorded_durations_from_backend(backend) == pytest.approx(
         {"a.py::x": 1.0, "a.py::y": 2.0}, rel=0.004
     )
+
+
+def test_a_smaller_window_trims_tests_that_did_not_run(backend) -> None:
+    for number in range(4):
+        record_run(
+            backend,
+            make_run(number),
+            {"a.py::x": ("P", 1.0), "a.py::y": ("F", 1.0)},
+            window=4,
+        )
+    # A partial run with a smaller window: y did not run, yet keeps 2 runs.
+    record_run(backend, make_run(9), {"a.py::x": ("P", 1.0)}, window=2)
+    tests = load_history_from_backend(backend).tests
+    assert tests["a.py::x"].run_ids == ("run0003", "run0009")
+    assert tests["a.py::y"].run_ids == ("run0002", "run0003")
+    # With the window unchanged, tests that did not run keep all theirs.
+    record_run(backend, make_run(10), {"a.py::x": ("P", 1.0)}, window=2)
+    assert load_history_from_backend(backend).tests["a.py::y"].outcomes == "FF"

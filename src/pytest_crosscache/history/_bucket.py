@@ -515,7 +515,10 @@ class Bucket:
                             strict=True,
                         )
                     )
-                else:
+                elif count - _fewest_gaps(tests.values()) > window:
+                    # Some test of the file holds more runs than the window
+                    # (the file's tests that did not run, as in an --lf
+                    # run, usually hold no more than before: skipped).
                     files[file] = dict(
                         zip(
                             tests,
@@ -691,6 +694,11 @@ def _all_cells(tests: dict[str, Any], width: int) -> bool:
     except TypeError:
         return False
     return set(map(len, tests.values())) <= {width}
+
+
+def _fewest_gaps(cells: Iterable[str]) -> int:
+    """The fewest runs any of ``cells`` missed (counted in C)."""
+    return min(map(str.count, cells, repeat(NOT_RUN)), default=0) // CELL
 
 
 def _keep_newest(cells: str, window: int) -> str:
