@@ -256,15 +256,31 @@ def bench_cost(work: Path, size: int, repeat: int) -> dict:
     }
     result["tests"] = size
     result["window"] = WINDOW
+    result["calibration"] = calibration()
     for line in cost_lines(result):
         print(f"  {line}", flush=True)
     return result
 
 
+def calibration() -> float:
+    """CPU seconds of a fixed loop: how fast this machine is right now.
+
+    On a busy machine shared with others the load average does not tell
+    (other virtual machines do not show in it); this does.
+    """
+    samples = []
+    for _ in range(3):
+        begin = time.process_time()
+        sum(range(10**7))
+        samples.append(time.process_time() - begin)
+    return statistics.median(samples)
+
+
 def cost_lines(cost: dict) -> list[str]:
     lines = [
         f"in-process costs at {cost['tests']} tests, {cost['window']} runs in the "
-        "window (wall median, min-max, CPU median):"
+        "window (wall median, min-max, CPU median); a fixed loop, "
+        f"sum(range(10**7)), took {cost.get('calibration', float('nan')):.2f}s CPU:"
     ]
     for name, timing in cost.items():
         if not isinstance(timing, dict):
@@ -316,6 +332,8 @@ def report(results: dict) -> str:
     if "cost" in results:
         lines.extend(cost_lines(results["cost"]))
     lines.append(f"load average at the end {results.get('load_end', '?')}.")
+    for section, (before, *after) in results.get("conditions", {}).items():
+        lines.append(f"{section}: before {before}; after {', '.join(after) or '?'}")
     return "\n".join(lines)
 
 
@@ -355,7 +373,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="crosscache-history-bench-") as tmp:
         work = Path(tmp)
         for section in sections:
-            print(f"{section}: load average {load_average()}", flush=True)
+            conditions = (
+                f"load average {load_average()}, fixed loop {calibration():.2f}s"
+            )
+            results.setdefault("conditions", {})[section] = [conditions]
+            print(f"{section}: {conditions}", flush=True)
             if section == "size":
                 results["size"] = bench_size(work, ns.size, 30)
             elif section == "cost":
@@ -374,7 +396,11 @@ def main(argv: list[str] | None = None) -> int:
                     label, project, work, starts, args, repeat
                 )
             results["load_end"] = load_average()
-            print(f"{section} done: load average {load_average()}", flush=True)
+            conditions = (
+                f"load average {load_average()}, fixed loop {calibration():.2f}s"
+            )
+            results["conditions"][section].append(conditions)
+            print(f"{section} done: {conditions}", flush=True)
             save()
     text = report(results)
     (ns.out / "history.txt").write_text(text + "\n")
