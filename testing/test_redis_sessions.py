@@ -47,15 +47,6 @@ def run_in(
     return pytester.runpytest(*args)
 
 
-def stored(server: RedisServer, namespace: str, key: str) -> object:
-    client = server.client()
-    try:
-        data = client.get(f"crosscache:{{{namespace}}}:v:{key}")
-    finally:
-        client.close()
-    return None if data is None else json.loads(data)
-
-
 @pytest.fixture
 def project() -> str:
     """A project name used by no other test: its default namespace."""
@@ -76,7 +67,7 @@ def test_failure_on_one_machine_is_rerun_by_lf_on_another(
     first = run_in(pytester, monkeypatch, machine_a, backend)
     first.assert_outcomes(passed=1, failed=1)
     # The rootdir's name is the default namespace: the same on both machines.
-    assert stored(redis_server, project, "cache/lastfailed") == {
+    assert redis_server.stored(project, "cache/lastfailed") == {
         "test_a.py::test_broken": True
     }
     # Machine a also keeps a local copy, readable by pytest's own provider.
@@ -107,7 +98,7 @@ def test_environment_and_ini_select_the_backend(
         "[pytest]\ncache_backend = ${SECRET_URL}\ncache_namespace = ${MY_NAMESPACE}\n"
     )
     pytester.runpytest().assert_outcomes(passed=1, failed=1)
-    assert stored(redis_server, redis_namespace, "cache/lastfailed") == {
+    assert redis_server.stored(redis_namespace, "cache/lastfailed") == {
         "test_a.py::test_broken": True
     }
     # The environment variable beats the ini setting.
@@ -138,7 +129,7 @@ def test_cache_show_lists_remote_values_without_password(
     assert PASSWORD not in result.stdout.str()
     cleared = pytester.runpytest(*args, "--cache-clear", "--cache-show")
     assert "cache/lastfailed" not in cleared.stdout.str()
-    assert stored(redis_server, redis_namespace, "cache/lastfailed") is None
+    assert redis_server.stored(redis_namespace, "cache/lastfailed") is None
 
 
 def test_concurrent_shards_on_different_machines_keep_all_failures(
@@ -172,10 +163,10 @@ def test_concurrent_shards_on_different_machines_keep_all_failures(
     for process, output in zip(processes, outputs, strict=True):
         assert process.returncode == 1, output
         assert "PytestCacheWarning" not in output
-    assert stored(redis_server, project, "cache/lastfailed") == {
+    assert redis_server.stored(project, "cache/lastfailed") == {
         f"test_shard{i}.py::test_fail_{i}": True for i in range(shards)
     }
-    nodeids = stored(redis_server, project, "cache/nodeids")
+    nodeids = redis_server.stored(project, "cache/nodeids")
     assert isinstance(nodeids, list)
     assert len(nodeids) == 2 * shards
 
@@ -220,7 +211,7 @@ def test_redis_lost_during_a_run(
     server.start()
     again = run_in(pytester, monkeypatch, root, f"--cache-backend={server.url}", "--co")
     assert again.ret == pytest.ExitCode.OK
-    assert stored(server, project, "cache/lastfailed") == {
+    assert server.stored(project, "cache/lastfailed") == {
         "test_k.py::test_fail_before": True,
         "test_k.py::test_fail_after": True,
     }
@@ -260,7 +251,7 @@ def test_xdist_with_redis(
         f"cache_namespace={redis_namespace}",
     )
     pytester.runpytest_subprocess(*args).assert_outcomes(passed=2, failed=2)
-    assert stored(redis_server, redis_namespace, "cache/lastfailed") == {
+    assert redis_server.stored(redis_namespace, "cache/lastfailed") == {
         "test_a.py::test_broken": True,
         "test_b.py::test_broken": True,
     }
