@@ -28,6 +28,7 @@ from typing import Any
 from typing import cast
 
 from pytest_crosscache.history.model import TestHistory
+from pytest_crosscache.history.model import is_number
 from pytest_crosscache.history.outcomes import OUTCOMES
 
 FORMAT_VERSION = 1
@@ -277,10 +278,6 @@ def decode_json(data: bytes | None, key: str, on_damage: OnDamage | None) -> Any
 def report_damage(on_damage: OnDamage | None, message: str) -> None:
     if on_damage is not None:
         on_damage(message)
-
-
-def is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 # --- buckets ----------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from statistics import median
+from typing import Any
 
 import attrs
 
@@ -95,3 +96,48 @@ class History:
     def empty(cls) -> History:
         """A history with nothing recorded."""
         return cls(runs={}, tests={})
+
+
+def run_to_json(run: Run) -> dict[str, Any]:
+    """A run's fields but its id, as the runs index and pending files store them."""
+    return {
+        "started": run.started,
+        "revision": run.revision,
+        "ci": run.ci,
+        "duration": run.duration,
+        "tests": run.tests,
+        "failed": run.failed,
+    }
+
+
+def run_from_json(run_id: str, value: object) -> Run | None:
+    """The run stored as ``value`` (see :func:`run_to_json`); ``None`` if damaged."""
+    if not isinstance(value, dict):
+        return None
+    started = value.get("started")
+    revision = value.get("revision")
+    duration = value.get("duration", 0.0)
+    tests = value.get("tests", 0)
+    failed = value.get("failed", 0)
+    if (
+        not is_number(started)
+        or not (revision is None or isinstance(revision, str))
+        or not is_number(duration)
+        or not isinstance(tests, int)
+        or not isinstance(failed, int)
+    ):
+        return None
+    return Run(
+        id=run_id,
+        started=float(started),  # type: ignore[arg-type]
+        revision=revision,
+        ci=bool(value.get("ci", False)),
+        duration=float(duration),
+        tests=tests,
+        failed=failed,
+    )
+
+
+def is_number(value: object) -> bool:
+    """A JSON number (``True`` and ``False`` are not)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from pytest_crosscache.history.model import Run
+from pytest_crosscache.history.model import run_from_json
+from pytest_crosscache.history.model import run_to_json
 from pytest_crosscache.history.outcomes import OUTCOMES
 
 #: Inside ``cache_dir``, outside ``v/``: pytest's layout stays as it is.
@@ -47,15 +49,7 @@ def save(cachedir: Path, run: Run, results: Results) -> Path:
     # Named by start time first, so files sort oldest first.
     path = directory / f"{int(run.started * 1000):015d}-{run.id}.json"
     document = {
-        "run": {
-            "id": run.id,
-            "started": run.started,
-            "revision": run.revision,
-            "ci": run.ci,
-            "duration": run.duration,
-            "tests": run.tests,
-            "failed": run.failed,
-        },
+        "run": {"id": run.id, **run_to_json(run)},
         "results": {nodeid: list(result) for nodeid, result in results.items()},
     }
     atomic_write(path, json.dumps(document, separators=(",", ":")).encode("ascii"))
@@ -94,15 +88,9 @@ def _read(path: Path) -> tuple[Run | None, dict[str, tuple[str, float]]]:
             return None, {}
         document = json.loads(path.read_bytes())
         raw = document["run"]
-        run = Run(
-            id=str(raw["id"]),
-            started=float(raw["started"]),
-            revision=None if raw["revision"] is None else str(raw["revision"]),
-            ci=bool(raw["ci"]),
-            duration=float(raw["duration"]),
-            tests=int(raw["tests"]),
-            failed=int(raw["failed"]),
-        )
+        run = run_from_json(str(raw["id"]), raw)
+        if run is None:
+            return None, {}
         results = {
             str(nodeid): (str(letter), float(seconds))
             for nodeid, (letter, seconds) in document["results"].items()

@@ -57,7 +57,6 @@ from pytest_crosscache.history._bucket import OnDamage
 from pytest_crosscache.history._bucket import decode_json
 from pytest_crosscache.history._bucket import encode_duration
 from pytest_crosscache.history._bucket import encode_json
-from pytest_crosscache.history._bucket import is_number
 from pytest_crosscache.history._bucket import join_nodeid
 from pytest_crosscache.history._bucket import report_damage
 from pytest_crosscache.history._bucket import split_nodeid
@@ -65,6 +64,9 @@ from pytest_crosscache.history._bucket import to_nanoseconds
 from pytest_crosscache.history.model import History
 from pytest_crosscache.history.model import Run
 from pytest_crosscache.history.model import TestHistory
+from pytest_crosscache.history.model import is_number
+from pytest_crosscache.history.model import run_from_json
+from pytest_crosscache.history.model import run_to_json
 from pytest_crosscache.history.settings import DEFAULT_WINDOW
 
 if TYPE_CHECKING:
@@ -113,44 +115,6 @@ def history_keys() -> list[str]:
 # --- the runs index ---------------------------------------------------------
 
 
-def _run_to_json(run: Run) -> dict[str, Any]:
-    return {
-        "started": run.started,
-        "revision": run.revision,
-        "ci": run.ci,
-        "duration": run.duration,
-        "tests": run.tests,
-        "failed": run.failed,
-    }
-
-
-def _run_from_json(run_id: str, value: object) -> Run | None:
-    if not isinstance(value, dict):
-        return None
-    started = value.get("started")
-    revision = value.get("revision")
-    duration = value.get("duration", 0.0)
-    tests = value.get("tests", 0)
-    failed = value.get("failed", 0)
-    if (
-        not is_number(started)
-        or not (revision is None or isinstance(revision, str))
-        or not is_number(duration)
-        or not isinstance(tests, int)
-        or not isinstance(failed, int)
-    ):
-        return None
-    return Run(
-        id=run_id,
-        started=float(started),  # type: ignore[arg-type]
-        revision=revision,
-        ci=bool(value.get("ci", False)),
-        duration=float(duration),
-        tests=tests,
-        failed=failed,
-    )
-
-
 def read_runs(backend: Backend, on_damage: OnDamage | None = None) -> dict[str, Run]:
     """The runs index, by run id; damaged entries are left out."""
     return _runs_from(backend.read(RUNS_KEY), on_damage)
@@ -166,7 +130,7 @@ def _runs_from(data: bytes | None, on_damage: OnDamage | None) -> dict[str, Run]
         return {}
     runs: dict[str, Run] = {}
     for run_id, value in raw.items():
-        run = _run_from_json(run_id, value)
+        run = run_from_json(run_id, value)
         if run is None:
             report_damage(on_damage, f"{RUNS_KEY!r}: run {run_id!r} is damaged")
         else:
@@ -179,7 +143,7 @@ def _runs_bytes(runs: Mapping[str, Run]) -> bytes:
     return encode_json(
         {
             "version": FORMAT_VERSION,
-            "runs": {run.id: _run_to_json(run) for run in newest},
+            "runs": {run.id: run_to_json(run) for run in newest},
         }
     )
 
