@@ -138,20 +138,12 @@ def copy_bounded(source: int, dest: int, limit: int, name: str) -> int:
         writing ``dest`` are raised as they are.
     """
     copied = 0
-    while True:
-        try:
-            chunk = os.read(source, min(_CHUNK, limit - copied + 1))
-        except OSError as exc:
-            # The source's fault, not the destination's: only this file is lost.
-            raise ForeignFileError(f"cannot read {name}: {exc.strerror}") from None
-        if not chunk:
-            return copied
+    for chunk in _chunks(source, limit, name):
         copied += len(chunk)
-        if copied > limit:
-            raise ForeignFileError(f"{name} is larger than {limit} bytes")
         view = memoryview(chunk)
         while view:
             view = view[os.write(dest, view) :]
+    return copied
 
 
 def read_bounded(top: Path, file: ForeignFile, limit: int) -> bytes:
@@ -192,19 +184,28 @@ def read_regular(path: Path, limit: int) -> bytes:
 
 
 def _read_fd(fd: int, limit: int, path: Path) -> bytes:
-    parts: list[bytes] = []
+    return b"".join(_chunks(fd, limit, str(path)))
+
+
+def _chunks(fd: int, limit: int, name: str) -> Iterator[bytes]:
+    """What ``fd`` holds, in chunks, at most ``limit`` bytes in all.
+
+    :raises ForeignFileError: naming ``name`` if there is more, or if it
+        cannot be read.
+    """
     size = 0
     while True:
         try:
             chunk = os.read(fd, min(_CHUNK, limit - size + 1))
         except OSError as exc:
-            raise ForeignFileError(f"cannot read {path}: {exc.strerror}") from None
+            # The source's fault, not the destination's: only this file is lost.
+            raise ForeignFileError(f"cannot read {name}: {exc.strerror}") from None
         if not chunk:
-            return b"".join(parts)
+            return
         size += len(chunk)
         if size > limit:
-            raise ForeignFileError(f"{path} is larger than {limit} bytes")
-        parts.append(chunk)
+            raise ForeignFileError(f"{name} is larger than {limit} bytes")
+        yield chunk
 
 
 def _listing(fd: int) -> list[tuple[str, os.stat_result]]:
