@@ -292,6 +292,17 @@ sys.exit(main(["merge", *sys.argv[2:]]))
 """
 
 
+def limited_merge(cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``crosscache merge --into dest src`` where writing over 1 MiB fails."""
+    return subprocess.run(
+        [sys.executable, "-c", LIMITED_MERGE, str(1 << 20), "--into", "dest", "src"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def test_failure_while_staging_leaves_destination_as_it_was(tmp_path: Path) -> None:
     """A file that cannot be written (a file size limit) aborts the merge before
     anything in the destination changed, and leaves no temporary file."""
@@ -304,13 +315,7 @@ def test_failure_while_staging_leaves_destination_as_it_was(tmp_path: Path) -> N
     src.set("app/v", "src's, newer")
     src.mkdir("plugin").joinpath("big.bin").write_bytes(b"x" * (2 << 20))
     before = tree(tmp_path / "dest")
-    done = subprocess.run(
-        [sys.executable, "-c", LIMITED_MERGE, str(1 << 20), "--into", "dest", "src"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = limited_merge(tmp_path)
     assert done.returncode == 1, done.stderr
     assert "could not merge into" in done.stderr
     assert "Traceback" not in done.stderr
@@ -321,13 +326,7 @@ def test_failure_on_a_new_destination_leaves_nothing(tmp_path: Path) -> None:
     src = Cache(tmp_path / "src")
     src.set("app/v", 1)
     src.mkdir("plugin").joinpath("big.bin").write_bytes(b"x" * (2 << 20))
-    done = subprocess.run(
-        [sys.executable, "-c", LIMITED_MERGE, str(1 << 20), "--into", "dest", "src"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = limited_merge(tmp_path)
     assert done.returncode == 1, done.stderr
     assert not (tmp_path / "dest").exists()
 
